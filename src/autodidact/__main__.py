@@ -1,0 +1,5 @@
+import sys
+
+from autodidact.cli import main
+
+sys.exit(main())

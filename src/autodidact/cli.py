@@ -1,0 +1,218 @@
+"""The `autodidact` command line.
+
+User errors (bad files, flags, config values) print one line `autodidact: error: ...` and exit
+with code 2, with no traceback. Heavy imports happen inside each subcommand so `--help` is fast.
+"""
+
+import argparse
+import os
+import sys
+
+from autodidact.errors import UserError
+
+EPILOG = """examples:
+  autodidact collect pointmaze-medium-navigate-v0 --out data --episodes 100
+  autodidact info data/pointmaze-medium-navigate-v0.npz
+  autodidact train --method gcbc --dataset data/pointmaze-medium-navigate-v0.npz --out runs/gcbc --steps 20000
+  autodidact train --resume runs/gcbc
+  autodidact eval runs/gcbc --episodes 20 --video
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises UserError instead of printing usage and exiting."""
+
+    def error(self, message):
+        raise UserError(f"{self.prog}: {message}")
+
+
+def _nonneg_int(text):
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {v}")
+    return v
+
+
+def _pos_int(text):
+    v = _nonneg_int(text)
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
+    return v
+
+
+def build_parser():
+    from autodidact import __version__
+    p = _Parser(prog="autodidact", description="Teach agents to act from unlabeled interaction data.",
+                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"autodidact {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    c = sub.add_parser("collect", help="generate a dataset with OGBench's scripted oracles",
+                       description="Generate DIR/NAME.npz and DIR/NAME-val.npz (OGBench naming and layout) "
+                                   "with the oracles shipped in the ogbench package.")
+    c.add_argument("name", help="OGBench dataset name, e.g. pointmaze-medium-navigate-v0, cube-single-play-v0")
+    c.add_argument("--out", required=True, help="output directory (created if missing)")
+    c.add_argument("--episodes", type=_pos_int, default=None,
+                   help="training episodes (default: OGBench's count); validation gets a tenth, at least 1")
+    c.add_argument("--seed", type=_nonneg_int, default=0, help="random seed; output is identical for any --workers")
+    c.add_argument("--workers", type=_pos_int, default=1, help="worker processes (default 1)")
+    c.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    i = sub.add_parser("info", help="summarize a dataset file",
+                       description="Print episodes, transitions, shapes, value ranges, episode-length stats "
+                                   "and state coverage of a dataset in any OGBench layout.")
+    i.add_argument("path", help="dataset .npz")
+    i.add_argument("--grid", type=_pos_int, default=20,
+                   help="cells per axis of the coverage grid when the env's maze is unknown (default 20)")
+    i.add_argument("--figure", default=None, help="also write a coverage figure (PNG) to this path")
+
+    t = sub.add_parser("train", help="pretrain a method on a dataset, or resume a run",
+                       description="Train METHOD on DATASET into RUN_DIR (config, metrics, checkpoints, exact "
+                                   "command), or continue a killed run with --resume RUN_DIR.")
+    t.add_argument("--method", help="method name (see `autodidact methods`)")
+    t.add_argument("--dataset", help="dataset .npz (OGBench names pick the env and published hyperparameters)")
+    t.add_argument("--out", help="run directory to create")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue this run from its newest checkpoint")
+    t.add_argument("--steps", type=_pos_int, default=None, help="total gradient steps (default 100000; with "
+                   "--resume, a new total extends the run)")
+    t.add_argument("--eval-every", type=_nonneg_int, default=10_000, help="evaluate every N steps (default 10000)")
+    t.add_argument("--eval-episodes", type=_nonneg_int, default=10,
+                   help="episodes per task at each evaluation; 0 disables evaluation (default 10)")
+    t.add_argument("--seed", type=_nonneg_int, default=0, help="seed for networks, sampler and evaluation")
+    t.add_argument("--log-every", type=_nonneg_int, default=0, help="log metrics every N steps (default steps/100)")
+    t.add_argument("--checkpoint-every", type=_nonneg_int, default=0,
+                   help="checkpoint every N steps (default: --eval-every, or steps/10 without evaluation)")
+    t.add_argument("--keep-checkpoints", type=_pos_int, default=2, help="checkpoints kept on disk (default 2)")
+    t.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:N")
+    t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a method config field (repeatable); see `autodidact methods --config M`")
+    t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    e = sub.add_parser("eval", help="evaluate a run on its environment's tasks",
+                       description="Evaluate the newest checkpoint of RUN_DIR on OGBench's evaluation tasks; "
+                                   "writes RUN_DIR/eval/final.json (and videos with --video).")
+    e.add_argument("run_dir", help="run directory")
+    e.add_argument("--episodes", type=_pos_int, default=20, help="episodes per task (default 20)")
+    e.add_argument("--video", action="store_true", help="also render one episode per task to RUN_DIR/videos/")
+    e.add_argument("--seed", type=_nonneg_int, default=None, help="evaluation seed (default: the run's seed)")
+    e.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    m = sub.add_parser("methods", help="list methods, or show one method's config",
+                       description="One line per method; --config NAME lists its config fields and defaults.")
+    m.add_argument("--config", metavar="METHOD", help="show this method's config fields")
+
+    d = sub.add_parser("demo", help="collect, train, evaluate on a small pointmaze dataset",
+                       description="The whole job on an embedded default: collect a small "
+                                   "pointmaze-medium-navigate-v0 dataset, train for a few CPU minutes, "
+                                   "evaluate on OGBench's 5 tasks and print the success rate.")
+    d.add_argument("--out", default="demo", help="working directory (default ./demo)")
+    d.add_argument("--steps", type=_pos_int, default=None, help="training steps (default: demo preset)")
+    d.add_argument("--seed", type=_nonneg_int, default=0, help="seed")
+    return p
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command is None:
+            build_parser().print_help()
+            return 0
+        return _dispatch(args, ["autodidact", *argv]) or 0
+    except UserError as exc:
+        print(f"autodidact: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("autodidact: interrupted", file=sys.stderr)
+        return 130
+
+
+def _dispatch(args, argv):
+    cmd = args.command
+    if cmd == "collect":
+        from autodidact.collect import collect
+        train, val = collect(args.name, args.out, episodes=args.episodes, seed=args.seed,
+                             workers=args.workers, progress=not args.no_progress)
+        print(f"wrote {train}\nwrote {val}")
+    elif cmd == "info":
+        from autodidact.data.info import print_info
+        print_info(args.path, grid=args.grid, figure=args.figure)
+    elif cmd == "train":
+        return _train(args, argv)
+    elif cmd == "eval":
+        return _eval(args)
+    elif cmd == "methods":
+        _methods(args)
+    elif cmd == "demo":
+        from autodidact.demo import run_demo
+        run_demo(args.out, steps=args.steps, seed=args.seed)
+
+
+def _train(args, argv):
+    from autodidact import trainer
+    if args.resume:
+        extra = [f for f in ("method", "dataset", "out") if getattr(args, f)]
+        if extra or args.overrides:
+            raise UserError("--resume continues a run with its saved settings; drop "
+                            + ", ".join(f"--{f}" for f in extra + (["set"] if args.overrides else [])))
+        run = trainer.resume_run(args.resume, argv=argv, steps=args.steps, device=args.device,
+                                 progress=not args.no_progress)
+    else:
+        missing = [f"--{f}" for f in ("method", "dataset", "out") if not getattr(args, f)]
+        if missing:
+            raise UserError(f"train needs {', '.join(missing)} (or --resume RUN_DIR)")
+        s = trainer.TrainSettings(
+            method=args.method, dataset=args.dataset, out=args.out, steps=args.steps or 100_000,
+            eval_every=args.eval_every, eval_episodes=args.eval_episodes, seed=args.seed,
+            log_every=args.log_every, checkpoint_every=args.checkpoint_every,
+            keep_checkpoints=args.keep_checkpoints, device=args.device, overrides=tuple(args.overrides),
+            progress=not args.no_progress)
+        run = trainer.new_run(s, argv=argv)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"run: {run}")
+
+
+def _eval(args):
+    from pathlib import Path
+
+    from autodidact import trainer
+    from autodidact.io import atomic_write_json
+    run_cfg, method, ckpt, step = trainer.load_run(args.run_dir)
+    video_dir = Path(args.run_dir) / "videos" if args.video else None
+    result = trainer.run_evaluation(method, run_cfg, episodes=args.episodes, video_dir=video_dir,
+                                    progress=not args.no_progress, seed=args.seed)
+    result["checkpoint_step"] = step
+    atomic_write_json(Path(args.run_dir) / "eval" / "final.json", result)
+    print(format_result(result, title=f"{run_cfg['method']} @ step {step} on {run_cfg['env']}"))
+    if result.get("video"):
+        print(f"video: {result['video']}")
+
+
+def format_result(result, title):
+    lines = [title, f"{'task':<28}{'success':>8}"]
+    for t in result["tasks"]:
+        lines.append(f"{t['task_name']:<28}{t['success']:>8.3f}")
+    lines.append(f"{'overall':<28}{result['overall_success']:>8.3f}  "
+                 f"({result['episodes_per_task']} episodes per task)")
+    return "\n".join(lines)
+
+
+def _methods(args):
+    from autodidact.config import describe
+    from autodidact.methods import METHODS, SUMMARIES, get_method
+    if args.config:
+        cls = get_method(args.config)
+        print(f"{cls.name} config (override with --set key=value):")
+        for name, typ, default, help_ in describe(cls.Config):
+            print(f"  {name:<22} {typ:<16} {default!s:<18} {help_}")
+        return
+    for name in sorted(METHODS):
+        cls = METHODS[name]
+        print(f"{name:<12} prompts: {','.join(cls.prompts):<14} {SUMMARIES.get(name, '')}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

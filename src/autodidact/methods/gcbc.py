@@ -1,0 +1,86 @@
+"""GCBC: goal-conditioned behavioural cloning.
+
+Maximise log pi(a | s, g) with g a future state of the same trajectory (uniform offset), the
+simplest hindsight-relabeling baseline (Ghosh et al., 2019; Emmons et al., 2021). Defaults are
+OGBench's `impls/agents/gcbc.py`: 3x512 GELU MLP without LayerNorm, unit-std Gaussian, Adam 3e-4,
+batch 1024.
+"""
+
+from dataclasses import dataclass
+
+import torch
+
+from autodidact.config import check, opt
+from autodidact.data.sampler import GoalSampler
+from autodidact.methods.base import Method
+from autodidact.nn import GaussianActor, gaussian_log_prob
+
+
+@dataclass
+class GCBCConfig:
+    lr: float = opt(3e-4, "Adam learning rate")
+    batch_size: int = opt(1024, "transitions per gradient step")
+    actor_hidden_dims: tuple[int, ...] = opt((512, 512, 512), "actor MLP hidden layer widths")
+    actor_layer_norm: bool = opt(False, "LayerNorm after each hidden activation (off in the reference)")
+    const_std: bool = opt(True, "fix the policy std at 1 (log-likelihood becomes squared error)")
+    discount: float = opt(0.99, "discount; only used when goals are sampled with geometric offsets")
+    value_p_curgoal: float = opt(0.0, "unused by GCBC (kept so every goal sampler reads one config)")
+    value_p_trajgoal: float = opt(1.0, "unused by GCBC")
+    value_p_randomgoal: float = opt(0.0, "unused by GCBC")
+    value_geom_sample: bool = opt(False, "unused by GCBC")
+    actor_p_curgoal: float = opt(0.0, "probability the actor goal is the current state")
+    actor_p_trajgoal: float = opt(1.0, "probability the actor goal is a future state of the trajectory")
+    actor_p_randomgoal: float = opt(0.0, "probability the actor goal is a random dataset state")
+    actor_geom_sample: bool = opt(False, "geometric (True) or uniform (False) future-goal offsets")
+    gc_negative: bool = opt(True, "rewards 0/-1 (True) or 1/0 (False); unused by GCBC")
+
+    def __post_init__(self):
+        check(self.lr > 0, "lr", f"must be > 0, got {self.lr}")
+        check(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
+        check(len(self.actor_hidden_dims) >= 1 and min(self.actor_hidden_dims) >= 1, "actor_hidden_dims",
+              f"needs at least one positive width, got {self.actor_hidden_dims}")
+        check(0.0 <= self.discount < 1.0, "discount", f"must be in [0, 1), got {self.discount}")
+        for k in ("value_p_curgoal", "value_p_trajgoal", "value_p_randomgoal",
+                  "actor_p_curgoal", "actor_p_trajgoal", "actor_p_randomgoal"):
+            v = getattr(self, k)
+            check(0.0 <= v <= 1.0, k, f"must be in [0, 1], got {v}")
+        total = self.actor_p_curgoal + self.actor_p_trajgoal + self.actor_p_randomgoal
+        check(abs(total - 1.0) < 1e-6, "actor_p_*goal", f"actor_p_curgoal + actor_p_trajgoal + "
+              f"actor_p_randomgoal must sum to 1, got {total:g}")
+
+
+class GCBC(Method):
+    name = "gcbc"
+    Config = GCBCConfig
+    prompts = ("goal",)
+
+    def __init__(self, cfg: GCBCConfig, obs_shape, action_dim):
+        super().__init__(cfg, obs_shape, action_dim)
+        self.actor = GaussianActor(2 * self.obs_dim, action_dim, cfg.actor_hidden_dims,
+                                   layer_norm=cfg.actor_layer_norm, const_std=cfg.const_std)
+        self.opt = torch.optim.Adam(self.parameters(), lr=cfg.lr)
+
+    def make_sampler(self, dataset, seed):
+        return GoalSampler(dataset, self.cfg, seed=seed, need_actions=True)
+
+    def optimizers(self):
+        return {"actor": self.opt}
+
+    def actor_loss(self, batch):
+        x = torch.cat([self.flat(batch["observations"]), self.flat(batch["actor_goals"])], -1)
+        mean, log_std = self.actor(x)
+        log_prob = gaussian_log_prob(mean, log_std, batch["actions"])
+        loss = -log_prob.mean()
+        info = {"actor/loss": loss.detach(), "actor/bc_log_prob": log_prob.mean().detach(),
+                "actor/mse": (mean.detach() - batch["actions"]).pow(2).mean(),
+                "actor/std": log_std.detach().exp().mean()}
+        return loss, info
+
+    def update(self, batch):
+        loss, info = self.actor_loss(batch)
+        self.optimize(loss, self.opt)
+        return info
+
+    def act(self, observations, goals, temperature=0.0, generator=None):
+        x = torch.cat([self.flat(observations), self.flat(goals)], -1)
+        return self.actor.sample(x, temperature=temperature, generator=generator)

@@ -1,0 +1,177 @@
+"""Trainer, checkpoints, resume and GCBC learning on tiny synthetic data (no simulator)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from autodidact import trainer
+from autodidact.data.dataset import Dataset
+from autodidact.errors import UserError
+
+STEP = 0.1  # how far one action moves the point
+
+
+def point_play_dataset(path, episodes=40, length=60, seed=0):
+    """A point in [-1, 1]^2 moving by STEP * action. Each episode wanders between random targets
+    with noisy actions, like unlabeled play: no task, but every future state is reachable by the
+    actions that led there, which hindsight relabeling turns into goal-reaching supervision."""
+    rng = np.random.default_rng(seed)
+    obs, acts, terms = [], [], []
+    for _ in range(episodes):
+        s = rng.uniform(-1, 1, 2)
+        target = rng.uniform(-1, 1, 2)
+        for t in range(length):
+            if np.linalg.norm(target - s) < STEP or rng.random() < 0.05:
+                target = rng.uniform(-1, 1, 2)
+            a = np.clip((target - s) / STEP + rng.normal(0, 0.3, 2), -1, 1)
+            obs.append(s.copy())
+            acts.append(a)
+            terms.append(t == length - 1)
+            s = np.clip(s + STEP * a, -1, 1)
+    ds = Dataset(np.array(obs, np.float32), np.array(terms), np.array(acts, np.float32))
+    ds.save(path)
+    return path
+
+
+def rollout_success(policy_fn, episodes=100, horizon=40, seed=123):
+    """Fraction of episodes that end within 0.15 of a random goal."""
+    rng = np.random.default_rng(seed)
+    s = rng.uniform(-1, 1, (episodes, 2)).astype(np.float32)
+    g = rng.uniform(-1, 1, (episodes, 2)).astype(np.float32)
+    for _ in range(horizon):
+        a = np.clip(policy_fn(s, g), -1, 1)
+        s = np.clip(s + STEP * a, -1, 1).astype(np.float32)
+    return float((np.linalg.norm(s - g, axis=1) < 0.15).mean())
+
+
+SMALL = ("batch_size=64", "actor_hidden_dims=64,64")
+
+
+def _settings(tmp_path, data, steps=200, out="run", **kw):
+    return trainer.TrainSettings(method="gcbc", dataset=str(data), out=str(tmp_path / out), steps=steps,
+                                 eval_episodes=0, seed=kw.pop("seed", 0), overrides=kw.pop("overrides", SMALL),
+                                 progress=False, **kw)
+
+
+def test_gcbc_learns_goal_reaching_beats_random(tmp_path):
+    data = point_play_dataset(tmp_path / "point.npz")
+    run = trainer.new_run(_settings(tmp_path, data, steps=1000, overrides=("batch_size=256", "actor_hidden_dims=128,128")),
+                          argv=["test"])
+    _, method, _, step = trainer.load_run(run)
+    assert step == 1000
+    from autodidact.methods.base import GoalPolicy
+    policy = GoalPolicy(method)
+    learned = rollout_success(policy.act)
+    rng = np.random.default_rng(0)
+    random = rollout_success(lambda s, g: rng.uniform(-1, 1, s.shape))
+    assert learned > random + 0.25, (learned, random)
+    # The BC loss falls: last logged interval well below the first.
+    import csv
+    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    assert float(rows[-1]["actor/mse"]) < 0.95 * float(rows[0]["actor/mse"])
+
+
+def test_run_directory_contents(tmp_path):
+    data = point_play_dataset(tmp_path / "point.npz", episodes=5)
+    run = trainer.new_run(_settings(tmp_path, data, steps=20, log_every=5, checkpoint_every=10), argv=["a", "b c"])
+    files = {p.name for p in run.iterdir()}
+    assert {"run.json", "config.json", "command.txt", "metrics.csv", "checkpoints", "tb"} <= files
+    run_cfg = json.loads((run / "run.json").read_text())
+    assert run_cfg["format_version"] == 1 and run_cfg["method"] == "gcbc" and run_cfg["env"] is None
+    assert json.loads((run / "config.json").read_text())["type"] == "gcbc"
+    assert (run / "command.txt").read_text() == "a 'b c'\n"
+    ckpt = run / "checkpoints" / "step_00000020"
+    assert {p.name for p in ckpt.iterdir()} == {"model.safetensors", "optim.safetensors", "state.json"}
+    assert json.loads((run / "checkpoints" / "latest.json").read_text())["step"] == 20
+    # No pickles anywhere in a run.
+    assert not [p for p in run.rglob("*") if p.suffix in (".pt", ".pth", ".pkl", ".pickle")]
+
+
+def test_refuses_existing_run_and_bad_config(tmp_path):
+    data = point_play_dataset(tmp_path / "point.npz", episodes=3)
+    trainer.new_run(_settings(tmp_path, data, steps=2), argv=["x"])
+    with pytest.raises(UserError, match="already exists"):
+        trainer.new_run(_settings(tmp_path, data, steps=2), argv=["x"])
+    with pytest.raises(UserError, match="unknown config key 'nope'.*valid keys: lr"):
+        trainer.new_run(_settings(tmp_path, data, out="r2", overrides=("nope=1",)), argv=["x"])
+    with pytest.raises(UserError, match="config key 'lr': must be > 0"):
+        trainer.new_run(_settings(tmp_path, data, out="r3", overrides=("lr=-1",)), argv=["x"])
+    with pytest.raises(UserError, match="expected int"):
+        trainer.new_run(_settings(tmp_path, data, out="r4", overrides=("batch_size=big",)), argv=["x"])
+    assert not (tmp_path / "r2").exists() and not (tmp_path / "r3").exists()
+
+
+def test_action_free_dataset_refused_by_gcbc(tmp_path):
+    ds = Dataset(np.zeros((10, 2), np.float32), np.arange(10) % 5 == 4)
+    ds.save(tmp_path / "nofree.npz")
+    with pytest.raises(UserError, match="'actions': missing"):
+        trainer.new_run(_settings(tmp_path, tmp_path / "nofree.npz", steps=2), argv=["x"])
+
+
+def _final_weights(run):
+    return load_file(run / "checkpoints" / "step_00000060" / "model.safetensors")
+
+
+def test_resume_in_process_matches_uninterrupted(tmp_path):
+    data = point_play_dataset(tmp_path / "point.npz", episodes=5)
+    full = trainer.new_run(_settings(tmp_path, data, steps=60, out="full", checkpoint_every=20), argv=["x"])
+    part = trainer.new_run(_settings(tmp_path, data, steps=30, out="part", checkpoint_every=20), argv=["x"])
+    # Drop the step-30 checkpoint so the resume starts from step 20 and replays 21..30 too.
+    import shutil
+    shutil.rmtree(part / "checkpoints" / "step_00000030")
+    (part / "checkpoints" / "latest.json").unlink()
+    trainer.resume_run(part, argv=["resume"], steps=60, progress=False)
+    a, b = _final_weights(full), _final_weights(part)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    # metrics.csv reads as one uninterrupted run.
+    steps = [int(r.split(",")[0]) for r in (part / "metrics.csv").read_text().splitlines()[1:]]
+    assert steps == sorted(set(steps)) and steps[-1] == 60
+
+
+def _cli(*args, **kw):
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, "-m", "autodidact", *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kw)
+
+
+def test_sigkill_then_resume_gives_identical_final_weights(tmp_path):
+    data = point_play_dataset(tmp_path / "point.npz", episodes=8)
+    common = ["--method", "gcbc", "--dataset", str(data), "--steps", "60", "--eval-episodes", "0",
+              "--checkpoint-every", "5", "--seed", "3", "--no-progress", "--set", "batch_size=512",
+              "--set", "actor_hidden_dims=256,256"]
+    ref = _cli("train", *common, "--out", str(tmp_path / "ref"))
+    assert ref.wait(timeout=300) == 0, ref.stderr.read()
+
+    victim_dir = tmp_path / "victim"
+    victim = _cli("train", *common, "--out", str(victim_dir))
+    latest = victim_dir / "checkpoints" / "latest.json"
+    deadline = time.time() + 120
+    while time.time() < deadline and victim.poll() is None:
+        if latest.exists() and json.loads(latest.read_text())["step"] >= 15:
+            break
+        time.sleep(0.01)
+    assert victim.poll() is None, "run finished before it could be killed; make it longer"
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    killed_at = json.loads(latest.read_text())["step"]
+    assert killed_at < 60
+
+    resumed = _cli("train", "--resume", str(victim_dir), "--no-progress")
+    out, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err
+    a, b = _final_weights(tmp_path / "ref"), _final_weights(victim_dir)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    commands = (victim_dir / "command.txt").read_text().splitlines()
+    assert len(commands) == 2 and "--resume" in commands[1]

@@ -175,3 +175,19 @@ def test_sigkill_then_resume_gives_identical_final_weights(tmp_path):
         assert torch.equal(a[k], b[k]), k
     commands = (victim_dir / "command.txt").read_text().splitlines()
     assert len(commands) == 2 and "--resume" in commands[1]
+
+
+def test_torchrun_two_processes(tmp_path):
+    """The real distributed engine (gloo on CPU): two processes, one run directory."""
+    data = point_play_dataset(tmp_path / "point.npz", episodes=4)
+    torchrun = Path(sys.executable).with_name("torchrun")
+    proc = subprocess.run([str(torchrun), "--nproc_per_node", "2", "-m", "autodidact", "train", "--method", "gcbc",
+                           "--dataset", str(data), "--out", str(tmp_path / "ddp"), "--steps", "10",
+                           "--eval-episodes", "0", "--no-progress", "--set", "batch_size=32",
+                           "--set", "actor_hidden_dims=32,32"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    state = json.loads((tmp_path / "ddp" / "checkpoints" / "step_00000010" / "state.json").read_text())
+    # One sampler stream per process, and they differ (each rank draws its own batches).
+    assert isinstance(state["sampler"], list) and len(state["sampler"]) == 2
+    assert state["sampler"][0] != state["sampler"][1]
+    assert len((tmp_path / "ddp" / "command.txt").read_text().splitlines()) == 1

@@ -161,6 +161,9 @@ def _train(args, argv):
         run = trainer.resume_run(args.resume, argv=argv, steps=args.steps, device=args.device,
                                  progress=not args.no_progress)
     else:
+        if args.method:
+            from autodidact.methods import get_method
+            get_method(args.method)  # unknown names fail first, listing the valid ones
         missing = [f"--{f}" for f in ("method", "dataset", "out") if not getattr(args, f)]
         if missing:
             raise UserError(f"train needs {', '.join(missing)} (or --resume RUN_DIR)")

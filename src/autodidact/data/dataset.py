@@ -24,6 +24,7 @@ Uncompressed `.npz` members are memory-mapped in place, so data larger than RAM 
 """
 
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -132,6 +133,12 @@ def _read_member(path, zf, info, name, mmap):
     try:
         if mmap and info.compress_type == zipfile.ZIP_STORED:
             return _memmap_member(path, zf, info)
+        # Check the header's declared size against the member's real size before reading:
+        # read_array would otherwise try to allocate whatever a corrupt header claims.
+        with zf.open(info) as f:
+            shape, _, dtype, header_len = _read_npy_header(f)
+        if not dtype.hasobject and _nbytes(shape, dtype) != info.file_size - header_len:
+            raise EOFError("declared size does not match the stored member")
         with zf.open(info) as f:
             return np.lib.format.read_array(f, allow_pickle=False)
     except ValueError as exc:
@@ -139,18 +146,31 @@ def _read_member(path, zf, info, name, mmap):
             raise DataError(path, name, "holds Python objects (object array); refusing to unpickle",
                             "store plain numeric arrays") from None
         raise DataError(path, name, f"unreadable array ({exc})") from None
-    except (zipfile.BadZipFile, EOFError, OSError, RuntimeError) as exc:
+    # zlib.error: a corrupt deflated member fails in the decompressor before any CRC check.
+    except (zipfile.BadZipFile, EOFError, OSError, RuntimeError, zlib.error) as exc:
         raise DataError(path, name, f"corrupt or truncated member ({exc.__class__.__name__}: {exc})") from None
+    except MemoryError:
+        raise DataError(path, name, "too large to read into memory",
+                        "store it uncompressed (numpy.savez) so it can be memory-mapped") from None
+
+
+def _read_npy_header(f):
+    """(shape, fortran_order, dtype, header length) of the .npy stream `f`, which is left after the header."""
+    version = np.lib.format.read_magic(f)
+    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                   else np.lib.format.read_array_header_2_0)
+    shape, fortran, dtype = read_header(f)
+    return shape, fortran, dtype, f.tell()
+
+
+def _nbytes(shape, dtype):
+    return int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
 
 
 def _memmap_member(path, zf, info):
     """Memory-map a stored .npy member: the bytes sit uncompressed at a known offset."""
     with zf.open(info) as f:
-        version = np.lib.format.read_magic(f)
-        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                       else np.lib.format.read_array_header_2_0)
-        shape, fortran, dtype = read_header(f)
-        header_len = f.tell()
+        shape, fortran, dtype, header_len = _read_npy_header(f)
     if dtype.hasobject:
         raise ValueError("object arrays cannot be loaded when allow_pickle=False")
     # Local file header: 30 bytes + name + extra field, then the member's data.
@@ -162,7 +182,7 @@ def _memmap_member(path, zf, info):
         name_len = int.from_bytes(local[26:28], "little")
         extra_len = int.from_bytes(local[28:30], "little")
     offset = info.header_offset + 30 + name_len + extra_len + header_len
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    nbytes = _nbytes(shape, dtype)
     if offset + nbytes > Path(path).stat().st_size or nbytes != info.file_size - header_len:
         raise EOFError("declared size exceeds the file")
     if nbytes == 0:
@@ -192,6 +212,16 @@ def load(path, mmap=True) -> Dataset:
                             f"autodidact reads ({FORMAT_VERSION})", "upgrade autodidact")
     layout = detect_layout(fields)
     _check_fields(path, fields, layout)
+    # Finite-value checks run on the file's own rows, before any layout conversion: the index in
+    # the message is then a row of the file, and in a regular-layout file a NaN is reported as a
+    # NaN instead of as "next_observations[i] != observations[i + 1]".
+    raw_mask = fields.get("action_mask")
+    if "actions" in fields:
+        _check_finite(path, "actions", fields["actions"],
+                      None if raw_mask is None else np.asarray(raw_mask).astype(bool))
+    for k in ("rewards", "observations", "next_observations"):
+        if k in fields:
+            _check_finite(path, k, fields[k])
     if layout == "regular":
         fields = _regular_to_compact(path, fields)
     elif layout == "compact":
@@ -209,12 +239,8 @@ def load(path, mmap=True) -> Dataset:
         action_mask = np.asarray(action_mask).astype(bool)
         if actions is None:
             raise DataError(path, "action_mask", "present but there is no 'actions' field")
-    if actions is not None:
-        _check_finite(path, "actions", actions, None if action_mask is None else action_mask)
     if rewards is not None:
-        _check_finite(path, "rewards", rewards)
         rewards = np.asarray(rewards, dtype=np.float32)
-    _check_finite(path, "observations", obs)
     if not terminals[-1]:
         raise DataError(path, "terminals", f"the last step (index {len(terminals) - 1}) does not end an "
                         "episode", "set terminals[-1] = 1")

@@ -78,7 +78,9 @@ def summarize(path, grid=20):
         "obs_min": float(flat.min()), "obs_max": float(flat.max()),
         "extras": sorted(ds.extras),
     }
-    if ds.actions is not None:
+    # Only with labeled transitions: min/max of an empty selection would raise (all-unlabeled
+    # action_mask, or every episode a single state).
+    if ds.actions is not None and len(ds.labeled_idxs):
         a = np.asarray(ds.actions)[ds.labeled_idxs]
         out["action_min"], out["action_max"] = float(a.min()), float(a.max())
         out["action_mean"], out["action_std"] = float(a.mean()), float(a.std())
@@ -103,6 +105,8 @@ def print_info(path, grid=20, figure=None):
     ]
     if info["action_dim"] is None:
         lines.append("actions       none (action-free dataset)")
+    elif "action_min" not in info:  # actions stored, but no labeled transition to summarize
+        lines.append(f"actions       dim {info['action_dim']}  labeled 0/{info['transitions']}")
     else:
         lines.append(f"actions       dim {info['action_dim']}  range [{info['action_min']:.3g}, "
                      f"{info['action_max']:.3g}]  mean {info['action_mean']:.3g}  std {info['action_std']:.3g}  "

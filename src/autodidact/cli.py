@@ -98,6 +98,9 @@ def build_parser():
     e.add_argument("--episodes", type=_pos_int, default=20, help="episodes per task (default 20)")
     e.add_argument("--video", action="store_true", help="also render one episode per task to RUN_DIR/videos/")
     e.add_argument("--seed", type=_nonneg_int, default=None, help="evaluation seed (default: the run's seed)")
+    e.add_argument("--max-steps", type=_pos_int, default=None,
+                   help="cap episode length for a quick look (default: the env's own limit; capped "
+                        "success rates are not comparable with OGBench's)")
     e.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     m = sub.add_parser("methods", help="list methods, or show one method's config",
@@ -186,7 +189,7 @@ def _eval(args):
     run_cfg, method, ckpt, step = trainer.load_run(args.run_dir)
     video_dir = Path(args.run_dir) / "videos" if args.video else None
     result = trainer.run_evaluation(method, run_cfg, episodes=args.episodes, video_dir=video_dir,
-                                    progress=not args.no_progress, seed=args.seed)
+                                    progress=not args.no_progress, seed=args.seed, max_episode_steps=args.max_steps)
     result["checkpoint_step"] = step
     atomic_write_json(Path(args.run_dir) / "eval" / "final.json", result)
     print(format_result(result, title=f"{run_cfg['method']} @ step {step} on {run_cfg['env']}"))

@@ -293,7 +293,7 @@ def _log(rank, msg):
         print(msg, file=sys.stderr)
 
 
-def run_evaluation(method, run_cfg, episodes, video_dir=None, progress=True, seed=None):
+def run_evaluation(method, run_cfg, episodes, video_dir=None, progress=True, seed=None, max_episode_steps=None):
     """Evaluate `method` on its run's environment with OGBench's tasks."""
     from autodidact.evaluate import evaluate
     from autodidact.methods.base import GoalPolicy
@@ -305,7 +305,7 @@ def run_evaluation(method, run_cfg, episodes, video_dir=None, progress=True, see
     policy = GoalPolicy(method.cpu(), temperature=0.0, seed=seed)
     try:
         return evaluate(run_cfg["env"], policy, episodes_per_task=episodes, seed=seed,
-                        video_dir=video_dir, progress=progress)
+                        video_dir=video_dir, progress=progress, max_episode_steps=max_episode_steps)
     finally:
         method.to(method_device)
 

@@ -1,0 +1,90 @@
+"""Every CLI command end to end on real OGBench data at a tiny budget."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import ogbench
+import pytest
+
+pytestmark = pytest.mark.slow
+NAME = "pointmaze-medium-navigate-v0"
+
+
+def run(*args, check=True, timeout=300):
+    proc = subprocess.run([sys.executable, "-m", "autodidact", *args], capture_output=True, text=True,
+                          timeout=timeout, env={**__import__("os").environ, "MUJOCO_GL": "egl"})
+    if check:
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli")
+    run("collect", NAME, "--out", str(d / "data"), "--episodes", "4", "--no-progress")
+    return d
+
+
+def test_collect_then_ogbench_reads_it(workdir):
+    path = workdir / "data" / f"{NAME}.npz"
+    assert (workdir / "data" / f"{NAME}-val.npz").exists()
+    ds = ogbench.load_dataset(str(path))
+    # OGBench's navigate episodes: 1001 steps each, 1000 transitions in the regular layout.
+    assert ds["observations"].shape == (4 * 1000, 2) and ds["actions"].shape == (4 * 1000, 2)
+    assert ds["terminals"].sum() == 4
+
+
+def test_info(workdir):
+    out = run("info", str(workdir / "data" / f"{NAME}.npz")).stdout
+    assert "episodes      4" in out and "pointmaze-medium-v0" in out and "coverage" in out
+
+
+def test_methods():
+    out = run("methods").stdout
+    assert out.startswith("gcbc")
+    assert "actor_hidden_dims" in run("methods", "--config", "gcbc").stdout
+
+
+def test_train_resume_eval_video(workdir):
+    data = str(workdir / "data" / f"{NAME}.npz")
+    rd = workdir / "run"
+    run("train", "--method", "gcbc", "--dataset", data, "--out", str(rd), "--steps", "20", "--eval-every", "20",
+        "--eval-episodes", "1", "--no-progress", "--set", "batch_size=32", "--set", "actor_hidden_dims=32,32")
+    rows = (rd / "eval.csv").read_text().splitlines()
+    assert rows[0].startswith("step,evaluation/overall_success,evaluation/task1_success") and len(rows) == 2
+    # Extend the finished run by 10 steps.
+    run("train", "--resume", str(rd), "--steps", "30", "--eval-episodes", "0", "--no-progress")
+    assert json.loads((rd / "checkpoints" / "latest.json").read_text())["step"] == 30
+    proc = run("eval", str(rd), "--episodes", "1", "--video", "--max-steps", "12", "--no-progress")
+    assert "overall" in proc.stdout and "video:" in proc.stdout
+    result = json.loads((rd / "eval" / "final.json").read_text())
+    assert result["checkpoint_step"] == 30 and len(result["tasks"]) == 5
+    assert 0.0 <= result["overall_success"] <= 1.0
+    assert list((rd / "videos").glob("*.mp4"))
+
+
+def test_user_errors_are_one_line(workdir, tmp_path):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a zip")
+    for args in (["info", str(bad)], ["train", "--method", "gcbc", "--dataset", str(bad), "--out", str(tmp_path / "r")],
+                 ["collect", "nope-v0", "--out", str(tmp_path)], ["eval", str(tmp_path / "missing")],
+                 ["train", "--resume", str(tmp_path / "missing")], ["train", "--steps", "0"]):
+        proc = run(*args, check=False)
+        assert proc.returncode == 2, (args, proc.stderr)
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("autodidact: error:"), (args, proc.stderr)
+    assert not (tmp_path / "r").exists()
+
+
+def test_official_layouts_train(workdir, tmp_path):
+    """Files as OGBench's own loader returns them (regular and compact) train with GCBC."""
+    src = str(workdir / "data" / f"{NAME}.npz")
+    for compact in (False, True):
+        path = tmp_path / f"{NAME}.npz"
+        np.savez(path, **ogbench.load_dataset(src, compact_dataset=compact))
+        rd = tmp_path / f"run-{compact}"
+        run("train", "--method", "gcbc", "--dataset", str(path), "--out", str(rd), "--steps", "5",
+            "--eval-episodes", "0", "--no-progress", "--set", "batch_size=16", "--set", "actor_hidden_dims=16")
+        assert json.loads((rd / "run.json").read_text())["env"] == "pointmaze-medium-v0"

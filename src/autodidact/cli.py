@@ -208,16 +208,15 @@ def format_result(result, title):
 
 def _methods(args):
     from autodidact.config import describe
-    from autodidact.methods import METHODS, SUMMARIES, get_method
+    from autodidact.methods import available, get_method
     if args.config:
         cls = get_method(args.config)
         print(f"{cls.name} config (override with --set key=value):")
         for name, typ, default, help_ in describe(cls.Config):
             print(f"  {name:<22} {typ:<16} {default!s:<18} {help_}")
         return
-    for name in sorted(METHODS):
-        cls = METHODS[name]
-        print(f"{name:<12} prompts: {','.join(cls.prompts):<14} {SUMMARIES.get(name, '')}")
+    for name, cls in sorted(available().items()):
+        print(f"{name:<12} prompts: {','.join(cls.prompts):<14} {cls.summary}")
 
 
 if __name__ == "__main__":

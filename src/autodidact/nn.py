@@ -140,3 +140,21 @@ def ema_update(target: nn.Module, source: nn.Module, tau: float):
     t = list(target.parameters())
     s = list(source.parameters())
     torch._foreach_lerp_(t, s, tau)
+
+
+class GCValue(nn.Module):
+    """Goal-conditioned value V(s, g) or critic Q(s, g, a) as OGBench's GCValue: an MLP on the
+    concatenated inputs with LayerNorm, `ensemble` copies (2 in the reference) fused as batched
+    matmuls. Returns [ensemble, B] (or [B] with ensemble=0)."""
+
+    def __init__(self, in_dim, hidden_dims, layer_norm=True, ensemble=2):
+        super().__init__()
+        self.net = MLP(in_dim, hidden_dims, out_dim=1, layer_norm=layer_norm, ensemble=ensemble)
+
+    def forward(self, *inputs):
+        return self.net(torch.cat(inputs, dim=-1)).squeeze(-1)
+
+
+def awr_weights(advantage, temperature, max_weight=100.0):
+    """Advantage-weighted regression weights exp(A * temperature), clipped as the reference does."""
+    return torch.clamp(torch.exp(advantage * temperature), max=max_weight)

@@ -4,8 +4,9 @@ The reference's `impls/hyperparameters.sh` lists the exact command behind every 
 OGBench's paper. When a dataset file is named like an OGBench dataset, its entry here becomes the
 method's default config; `--set key=value` still overrides any field.
 
-GCBC uses its `get_config()` defaults on every state-based dataset (the reference passes no
-overrides), so it has no entries.
+Each method keeps its own table as the class attribute `presets` next to its config (GCBC has
+none: the reference passes no overrides for it on state-based datasets). `PRESETS` below holds
+anything shared across methods.
 """
 
 import re
@@ -22,4 +23,10 @@ def dataset_base_name(name):
 
 
 def preset_for(dataset_name, method):
-    return dict(PRESETS.get(dataset_base_name(dataset_name), {}).get(method, {}))
+    """Config overrides for `method` (a name or Method class) on the named dataset."""
+    from autodidact.methods import get_method
+    cls = get_method(method) if isinstance(method, str) else method
+    base = dataset_base_name(dataset_name)
+    out = dict(PRESETS.get(base, {}).get(cls.name, {}))
+    out.update(getattr(cls, "presets", {}).get(base, {}))
+    return out

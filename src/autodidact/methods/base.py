@@ -16,9 +16,11 @@ from autodidact.errors import UserError
 
 class Method(nn.Module):
     name: str = ""
+    summary: str = ""               # one line for `autodidact methods`
     Config: type = None
     prompts: tuple = ("goal",)      # which prompts `act` can serve
     needs_actions: bool = True      # False for action-free objectives
+    presets: dict = {}              # {OGBench dataset name: {config key: published value}}
 
     def __init__(self, cfg, obs_shape, action_dim):
         super().__init__()

@@ -51,6 +51,7 @@ class GCBCConfig:
 
 class GCBC(Method):
     name = "gcbc"
+    summary = "goal-conditioned behavioural cloning on hindsight-relabeled future states (OGBench GCBC)"
     Config = GCBCConfig
     prompts = ("goal",)
 

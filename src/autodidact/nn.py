@@ -60,7 +60,7 @@ class MLP(nn.Module):
             if not last or activate_final:
                 layers.append(nn.GELU(approximate="tanh"))
                 if layer_norm:
-                    layers.append(nn.LayerNorm(dims[i + 1]))
+                    layers.append(nn.LayerNorm(dims[i + 1], eps=1e-6))  # flax default eps
         self.net = nn.Sequential(*layers)
         self.out_dim = dims[-1]
 

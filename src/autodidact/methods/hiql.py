@@ -1,0 +1,231 @@
+"""HIQL: hierarchical implicit Q-learning.
+
+One goal-conditioned value V(s, g) trained as in GCIVL (expectile regression with a Polyak target,
+the expectile weight taken from the target's advantage), from which two policies are extracted by
+AWR (Park et al., 2023): a high-level actor pi_h(z | s, g) that proposes a *subgoal
+representation* z = phi([s; w]) of the state w reached `subgoal_steps` later, and a low-level
+actor pi_l(a | s, z) that reaches it. The high level's advantage is V(w, g) - V(s, g), the low
+level's V(s', w) - V(s, w).
+
+phi([s; w]) is a length-normalised (norm sqrt(rep_dim)) MLP of the concatenated state and goal.
+It is one network shared by the value, its target, the low actor and the high actor's regression
+targets, and only the value loss trains it: the value reads V(s, phi([s; g])), so phi learns
+whatever about the goal the value needs, and both actors talk in that language.
+
+Defaults are OGBench's `impls/agents/hiql.py` (state-based): 3x512 value and phi MLPs with
+LayerNorm, 3x512 actors without, unit std, rep_dim 10, expectile 0.7, AWR temperatures 3 (high and
+low), subgoal_steps 25, one Adam (3e-4) over phi, value and both actors, tau 0.005, batch 1024.
+
+Sharing details of the reference, kept here: phi's parameters live once (flax adopts the one
+`goal_rep` module into the value, target value and low actor); the Polyak target covers only the
+value MLPs, so the target value runs the *online* phi; the low actor's input phi is stop-gradient
+unless `low_actor_rep_grad` (meant for pixel encoders); the high actor's targets phi([s; w]) never
+carry gradient.
+"""
+
+import copy
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from autodidact.config import check, opt
+from autodidact.data.sampler import GoalSampler
+from autodidact.methods.base import Method
+from autodidact.nn import MLP, GaussianActor, GCValue, awr_weights, ema_update, gaussian_log_prob
+
+
+@dataclass
+class HIQLConfig:
+    lr: float = opt(3e-4, "Adam learning rate (one optimizer over phi, value and both actors, as the reference)")
+    batch_size: int = opt(1024, "transitions per gradient step")
+    actor_hidden_dims: tuple[int, ...] = opt((512, 512, 512), "hidden widths of both actor MLPs")
+    value_hidden_dims: tuple[int, ...] = opt((512, 512, 512), "hidden widths of the value MLPs and of phi")
+    layer_norm: bool = opt(True, "LayerNorm in the value and phi MLPs (the actors never have it, as in the reference)")
+    discount: float = opt(0.99, "discount factor gamma of the goal-reaching return")
+    tau: float = opt(0.005, "Polyak rate of the target value network")
+    expectile: float = opt(0.7, "IQL expectile of the value regression (HIQL uses 0.7, flatter than GCIVL's 0.9)")
+    low_alpha: float = opt(3.0, "low-level AWR inverse temperature: weights exp(low_alpha * adv), clipped at 100")
+    high_alpha: float = opt(3.0, "high-level AWR inverse temperature: weights exp(high_alpha * adv), clipped at 100")
+    subgoal_steps: int = opt(25, "k: subgoals are the state k steps ahead (10 on manipulation datasets)")
+    rep_dim: int = opt(10, "dimension of the subgoal representation phi([s; w]) the high actor predicts")
+    low_actor_rep_grad: bool = opt(False, "let the low actor's loss train phi too (the reference's choice for pixels)")
+    const_std: bool = opt(True, "fix both actors' std at 1 (log-likelihoods become squared errors)")
+    value_p_curgoal: float = opt(0.2, "probability the value goal is the current state (reward 0, episode ends)")
+    value_p_trajgoal: float = opt(0.5, "probability the value goal is a future state of the same trajectory")
+    value_p_randomgoal: float = opt(0.3, "probability the value goal is a random dataset state")
+    value_geom_sample: bool = opt(True, "geometric (p = 1 - discount) rather than uniform future value goals")
+    actor_p_curgoal: float = opt(0.0, "probability the actor goal is the current state (unused by HIQL's actors)")
+    actor_p_trajgoal: float = opt(1.0, "probability the high-level goal is a future state of the trajectory")
+    actor_p_randomgoal: float = opt(0.0, "probability the high-level goal is a random dataset state")
+    actor_geom_sample: bool = opt(False, "geometric (True) or uniform (False) future high-level goal offsets")
+    gc_negative: bool = opt(True, "rewards 0 at the goal, -1 elsewhere (True) or 1/0 (False)")
+
+    def __post_init__(self):
+        check(self.lr > 0, "lr", f"must be > 0, got {self.lr}")
+        check(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
+        for k in ("actor_hidden_dims", "value_hidden_dims"):
+            dims = getattr(self, k)
+            check(len(dims) >= 1 and min(dims) >= 1, k, f"needs at least one positive width, got {dims}")
+        check(0.0 <= self.discount < 1.0, "discount", f"must be in [0, 1), got {self.discount}")
+        check(0.0 < self.tau <= 1.0, "tau", f"must be in (0, 1], got {self.tau}")
+        check(0.0 < self.expectile < 1.0, "expectile", f"must be in (0, 1), got {self.expectile}")
+        check(self.low_alpha >= 0, "low_alpha", f"must be >= 0, got {self.low_alpha}")
+        check(self.high_alpha >= 0, "high_alpha", f"must be >= 0, got {self.high_alpha}")
+        check(self.subgoal_steps >= 1, "subgoal_steps", f"must be >= 1, got {self.subgoal_steps}")
+        check(self.rep_dim >= 1, "rep_dim", f"must be >= 1, got {self.rep_dim}")
+        for prefix in ("value", "actor"):
+            keys = [f"{prefix}_p_{k}goal" for k in ("cur", "traj", "random")]
+            for k in keys:
+                v = getattr(self, k)
+                check(0.0 <= v <= 1.0, k, f"must be in [0, 1], got {v}")
+            total = sum(getattr(self, k) for k in keys)
+            check(abs(total - 1.0) < 1e-6, f"{prefix}_p_*goal", f"{' + '.join(keys)} must sum to 1, got {total:g}")
+
+
+class GoalRep(nn.Module):
+    """phi([s; g]): an MLP whose output is rescaled to norm sqrt(rep_dim) (the reference's
+    LengthNormalize), so subgoal representations live on a sphere whose coordinates are O(1)."""
+
+    def __init__(self, in_dim, hidden_dims, rep_dim, layer_norm):
+        super().__init__()
+        self.net = MLP(in_dim, hidden_dims, out_dim=rep_dim, layer_norm=layer_norm)
+        self.scale = math.sqrt(rep_dim)
+
+    def forward(self, observations, goals):
+        z = self.net(torch.cat([observations, goals], -1))
+        return z * (self.scale / torch.linalg.vector_norm(z, dim=-1, keepdim=True))
+
+
+class HIQL(Method):
+    name = "hiql"
+    summary = "hierarchical IQL: value V(s, phi([s; g])), high actor picks subgoal reps, low actor acts (OGBench HIQL)"
+    Config = HIQLConfig
+    prompts = ("goal",)
+    # impls/hyperparameters.sh: AWR temperatures 3/3 everywhere (the defaults, stated anyway) and
+    # subgoals 10 steps ahead on the manipulation datasets.
+    presets = {
+        **{name: {"high_alpha": 3.0, "low_alpha": 3.0} for name in (
+            "pointmaze-medium-navigate-v0", "pointmaze-large-navigate-v0", "antmaze-medium-navigate-v0")},
+        **{name: {"high_alpha": 3.0, "low_alpha": 3.0, "subgoal_steps": 10} for name in (
+            "cube-single-play-v0", "scene-play-v0", "puzzle-3x3-play-v0")},
+    }
+
+    def __init__(self, cfg: HIQLConfig, obs_shape, action_dim):
+        super().__init__(cfg, obs_shape, action_dim)
+        d = self.obs_dim
+        self.phi = GoalRep(2 * d, cfg.value_hidden_dims, cfg.rep_dim, cfg.layer_norm)
+        # V(s, phi([s; g])): the reference's two value heads, fused as one batched ensemble ([2, B]).
+        self.value = GCValue(d + cfg.rep_dim, cfg.value_hidden_dims, layer_norm=cfg.layer_norm, ensemble=2)
+        # The target copies only the value MLPs; phi is shared with the online value (see top).
+        self.target_value = copy.deepcopy(self.value).requires_grad_(False)
+        self.low_actor = GaussianActor(d + cfg.rep_dim, action_dim, cfg.actor_hidden_dims,
+                                       layer_norm=False, const_std=cfg.const_std)
+        self.high_actor = GaussianActor(2 * d, cfg.rep_dim, cfg.actor_hidden_dims,
+                                        layer_norm=False, const_std=cfg.const_std)
+        # One Adam over everything the summed loss trains; the target gets no gradient in the
+        # reference (its Adam update is exactly zero), so it is left out.
+        self.opt = torch.optim.Adam([*self.phi.parameters(), *self.value.parameters(),
+                                     *self.low_actor.parameters(), *self.high_actor.parameters()], lr=cfg.lr)
+
+    def make_sampler(self, dataset, seed):
+        # `subgoal_steps` in the config makes the sampler add HIQL's low_actor_goals,
+        # high_actor_goals and high_actor_targets (OGBench's HGCDataset).
+        return GoalSampler(dataset, self.cfg, seed=seed, need_actions=True)
+
+    def optimizers(self):
+        return {"main": self.opt}
+
+    def losses(self, batch):
+        """({"value", "low_actor", "high_actor"}: loss tensors, info). Every network evaluation
+        the three reference losses make is here, batched by whether it needs gradient."""
+        cfg = self.cfg
+        s, s_next, value_goals, low_goals, high_goals, high_targets = (self.flat(batch[k]) for k in (
+            "observations", "next_observations", "value_goals", "low_actor_goals", "high_actor_goals",
+            "high_actor_targets"))
+        rewards, masks, actions = batch["rewards"], batch["masks"], batch["actions"]
+        n = s.shape[0]
+
+        # phi on every (state, goal) pair the losses read. Only the value's pair (and the low
+        # actor's with low_actor_rep_grad) carries gradient; the rest is one no-grad pass.
+        if cfg.low_actor_rep_grad:
+            rep_v, rep_low = self.phi(torch.cat([s, s]), torch.cat([value_goals, low_goals])).split(n)
+        else:
+            rep_v, rep_low = self.phi(s, value_goals), None
+        with torch.no_grad():
+            pairs = [(s_next, value_goals), (s, low_goals), (s_next, low_goals), (s, high_goals),
+                     (high_targets, high_goals), (s, high_targets)]
+            reps = self.phi(torch.cat([p[0] for p in pairs]), torch.cat([p[1] for p in pairs]))
+            rep_v_next, rep_low_ng, rep_low_next, rep_high, rep_high_next, high_target_reps = reps.split(n)
+            if rep_low is None:
+                rep_low = rep_low_ng  # stop-gradient into phi, as the reference by default
+
+            # Target values at (s', g) and (s, g) in one fused pass: [2, 2B] -> two [2, B].
+            both = self.target_value(torch.cat([s_next, s]), torch.cat([rep_v_next, rep_v.detach()]))
+            next_v_t, v_t = both.chunk(2, dim=1)
+            q_per_head = rewards + cfg.discount * masks * next_v_t                  # [2, B]: q1, q2
+            # Expectile weight from the pessimistic target advantage (GCIVL's double-DQN-like split).
+            value_adv = rewards + cfg.discount * masks * next_v_t.min(0).values - v_t.mean(0)
+
+            # The online value without gradient (the reference reads it outside grad_params), heads
+            # averaged: low level V(s', w) - V(s, w), high level V(w, g) - V(s, g).
+            v_actor = self.value(torch.cat([s, s_next, s, high_targets]),
+                                 torch.cat([rep_low_ng, rep_low_next, rep_high, rep_high_next])).mean(0)
+            v_low, v_low_next, v_high, v_high_next = v_actor.split(n)
+            low_adv, high_adv = v_low_next - v_low, v_high_next - v_high
+            low_weights, high_weights = awr_weights(low_adv, cfg.low_alpha), awr_weights(high_adv, cfg.high_alpha)
+
+        # Value: each head regresses onto its own target head's TD value; the sum of the two head
+        # means is the reference's value_loss1 + value_loss2. Its gradient is what trains phi.
+        v = self.value(s, rep_v)                                                      # [2, B]
+        weight = torch.where(value_adv >= 0, cfg.expectile, 1.0 - cfg.expectile)
+        value_loss = (weight * (q_per_head - v).pow(2)).mean(1).sum()
+
+        # Low level: AWR on dataset actions towards the representation of the state k steps ahead.
+        low_mean, low_log_std = self.low_actor(torch.cat([s, rep_low], -1))
+        low_log_prob = gaussian_log_prob(low_mean, low_log_std, actions)
+        low_loss = -(low_weights * low_log_prob).mean()
+
+        # High level: AWR regression of phi([s; w]) for the subgoal w on the way to g.
+        high_mean, high_log_std = self.high_actor(torch.cat([s, high_goals], -1))
+        high_log_prob = gaussian_log_prob(high_mean, high_log_std, high_target_reps)
+        high_loss = -(high_weights * high_log_prob).mean()
+
+        v_avg = v.detach().mean(0)
+        info = {"value/loss": value_loss.detach(), "value/v_mean": v_avg.mean(),
+                "value/v_max": v_avg.max(), "value/v_min": v_avg.min(),
+                "low_actor/loss": low_loss.detach(), "low_actor/adv": low_adv.mean(),
+                "low_actor/bc_log_prob": low_log_prob.detach().mean(),
+                "low_actor/mse": (low_mean.detach() - actions).pow(2).mean(),
+                "low_actor/std": low_log_std.detach().exp().mean(),
+                "high_actor/loss": high_loss.detach(), "high_actor/adv": high_adv.mean(),
+                "high_actor/bc_log_prob": high_log_prob.detach().mean(),
+                "high_actor/mse": (high_mean.detach() - high_target_reps).pow(2).mean(),
+                "high_actor/std": high_log_std.detach().exp().mean()}
+        return {"value": value_loss, "low_actor": low_loss, "high_actor": high_loss}, info
+
+    def update(self, batch):
+        losses, info = self.losses(batch)
+        # The reference moves the target towards the value parameters from *before* this step's
+        # gradient update (its target_update reads the old network), so the Polyak step comes
+        # first; the targets above were already read under no_grad.
+        ema_update(self.target_value, self.value, self.cfg.tau)
+        self.optimize(losses["value"] + losses["low_actor"] + losses["high_actor"], self.opt)
+        return info
+
+    def act(self, observations, goals, temperature=0.0, generator=None):
+        """Two-level inference as the reference's sample_actions: sample a subgoal representation,
+        project it back onto phi's sphere (a sample or mean need not have norm sqrt(rep_dim)), then
+        sample the action that heads for it."""
+        s = self.flat(observations)
+        z = self.high_actor.sample(torch.cat([s, self.flat(goals)], -1), temperature=temperature, generator=generator)
+        z = z * (self.phi.scale / torch.linalg.vector_norm(z, dim=-1, keepdim=True))
+        a = self.low_actor.sample(torch.cat([s, z], -1), temperature=temperature, generator=generator)
+        return a.clamp(-1.0, 1.0)
+
+    @torch.no_grad()
+    def values(self, observations, goals):
+        """V(s, phi([s; g])) averaged over the two heads, for inspection and tests."""
+        s = self.flat(observations)
+        return self.value(s, self.phi(s, self.flat(goals))).mean(0)

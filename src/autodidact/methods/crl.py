@@ -1,0 +1,207 @@
+"""CRL: contrastive RL (Eysenbach et al., 2022).
+
+The critic is a classifier f(s, a, g) = phi(s, a) . psi(g) / sqrt(d) trained with binary NCE to
+tell the future state actually reached after (s, a) (geometric offsets, so the positive is drawn
+from the discounted state occupancy) from the futures of the other transitions in the batch; its
+optimum is log of the occupancy ratio, i.e. a Q-function up to a goal-only term. The actor is
+DDPG+BC on that critic (OGBench's default), or AWR with a second contrastive V(s, g).
+Defaults follow OGBench's `impls/agents/crl.py` and its `GCBilinearValue`.
+"""
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from autodidact.config import check, opt
+from autodidact.data.sampler import GoalSampler
+from autodidact.methods.base import Method
+from autodidact.nn import MLP, GaussianActor, awr_weights, gaussian_log_prob
+
+
+@dataclass
+class CRLConfig:
+    lr: float = opt(3e-4, "Adam learning rate (one optimizer over critic, value and actor)")
+    batch_size: int = opt(1024, "transitions per gradient step; each row's negatives are the other rows")
+    actor_hidden_dims: tuple[int, ...] = opt((512, 512, 512), "actor MLP hidden layer widths")
+    value_hidden_dims: tuple[int, ...] = opt((512, 512, 512), "phi and psi MLP hidden layer widths")
+    latent_dim: int = opt(512, "width of phi(s, a) and psi(g)")
+    layer_norm: bool = opt(True, "LayerNorm in the phi and psi MLPs (the actor never has it)")
+    ensemble: int = opt(2, "critic ensemble size (the reference's 2, fused as batched matmuls); Q = min over it")
+    logsumexp_coef: float = opt(0.0, "coef * logsumexp(row logits)^2 penalty of the original CRL code; 0 in OGBench")
+    discount: float = opt(0.99, "discount: positives are future states with geometric offsets, p = 1 - discount")
+    actor_loss: str = opt("ddpgbc", "'ddpgbc' (through the critic) or 'awr' (adds a contrastive V for advantages)")
+    alpha: float = opt(0.1, "BC coefficient in DDPG+BC, or inverse temperature in AWR")
+    const_std: bool = opt(True, "fix the policy std at 1; with False DDPG+BC uses a reparameterised sample")
+    value_p_curgoal: float = opt(0.0, "probability the critic goal is the current state")
+    value_p_trajgoal: float = opt(1.0, "probability the critic goal is a future state of the trajectory")
+    value_p_randomgoal: float = opt(0.0, "probability the critic goal is a random dataset state")
+    value_geom_sample: bool = opt(True, "geometric (True) or uniform (False) future critic-goal offsets")
+    actor_p_curgoal: float = opt(0.0, "probability the actor goal is the current state")
+    actor_p_trajgoal: float = opt(1.0, "probability the actor goal is a future state of the trajectory")
+    actor_p_randomgoal: float = opt(0.0, "probability the actor goal is a random dataset state")
+    actor_geom_sample: bool = opt(False, "geometric (True) or uniform (False) future actor-goal offsets")
+    gc_negative: bool = opt(False, "rewards 0/-1 (True) or 1/0 (False); unused by CRL")
+
+    def __post_init__(self):
+        check(self.lr > 0, "lr", f"must be > 0, got {self.lr}")
+        check(self.batch_size >= 2, "batch_size", f"must be >= 2 (negatives come from the batch), got {self.batch_size}")
+        for k in ("actor_hidden_dims", "value_hidden_dims"):
+            dims = getattr(self, k)
+            check(len(dims) >= 1 and min(dims) >= 1, k, f"needs at least one positive width, got {dims}")
+        check(self.latent_dim >= 1, "latent_dim", f"must be >= 1, got {self.latent_dim}")
+        check(self.ensemble >= 1, "ensemble", f"must be >= 1, got {self.ensemble}")
+        check(self.logsumexp_coef >= 0, "logsumexp_coef", f"must be >= 0, got {self.logsumexp_coef}")
+        check(0.0 <= self.discount < 1.0, "discount", f"must be in [0, 1), got {self.discount}")
+        check(self.actor_loss in ("ddpgbc", "awr"), "actor_loss", f"must be 'ddpgbc' or 'awr', got '{self.actor_loss}'")
+        check(self.alpha >= 0, "alpha", f"must be >= 0, got {self.alpha}")
+        for prefix in ("value", "actor"):
+            ps = [getattr(self, f"{prefix}_p_{k}goal") for k in ("cur", "traj", "random")]
+            for k, v in zip(("cur", "traj", "random"), ps):
+                check(0.0 <= v <= 1.0, f"{prefix}_p_{k}goal", f"must be in [0, 1], got {v}")
+            check(abs(sum(ps) - 1.0) < 1e-6, f"{prefix}_p_*goal", f"{prefix}_p_curgoal + {prefix}_p_trajgoal + "
+                  f"{prefix}_p_randomgoal must sum to 1, got {sum(ps):g}")
+
+
+class Bilinear(torch.nn.Module):
+    """phi(x) . psi(g) / sqrt(d) with `ensemble` copies of both towers fused as batched matmuls
+    (the reference's GCBilinearValue). Towers return [E, B, d]; scores [E, B]."""
+
+    def __init__(self, x_dim, goal_dim, hidden_dims, latent_dim, layer_norm, ensemble):
+        super().__init__()
+        self.phi = MLP(x_dim, hidden_dims, out_dim=latent_dim, layer_norm=layer_norm, ensemble=ensemble)
+        self.psi = MLP(goal_dim, hidden_dims, out_dim=latent_dim, layer_norm=layer_norm, ensemble=ensemble)
+        self.scale = 1.0 / math.sqrt(latent_dim)
+
+    def forward(self, x, goals):
+        return (self.phi(x) * self.psi(goals)).sum(-1) * self.scale
+
+
+class CRL(Method):
+    name = "crl"
+    summary = "contrastive RL: binary-NCE critic phi(s,a).psi(g) over in-batch negatives, DDPG+BC actor (OGBench CRL)"
+    Config = CRLConfig
+    prompts = ("goal",)
+    # impls/hyperparameters.sh: only alpha changes across these datasets.
+    presets = {
+        "pointmaze-medium-navigate-v0": {"alpha": 0.03},
+        "pointmaze-large-navigate-v0": {"alpha": 0.03},
+        "antmaze-medium-navigate-v0": {"alpha": 0.1},
+        "cube-single-play-v0": {"alpha": 3.0},
+        "scene-play-v0": {"alpha": 3.0},
+        "puzzle-3x3-play-v0": {"alpha": 3.0},
+    }
+
+    def __init__(self, cfg: CRLConfig, obs_shape, action_dim):
+        super().__init__(cfg, obs_shape, action_dim)
+        self.critic = Bilinear(self.obs_dim + action_dim, self.obs_dim, cfg.value_hidden_dims, cfg.latent_dim,
+                               cfg.layer_norm, cfg.ensemble)
+        if cfg.actor_loss == "awr":
+            # AWR needs V(s, g) for advantages: one more contrastive tower pair, not ensembled (as the reference).
+            self.value_net = Bilinear(self.obs_dim, self.obs_dim, cfg.value_hidden_dims, cfg.latent_dim,
+                                      cfg.layer_norm, 1)
+        self.actor = GaussianActor(2 * self.obs_dim, action_dim, cfg.actor_hidden_dims, layer_norm=False,
+                                   const_std=cfg.const_std)
+        # One optimizer and one backward over the summed losses, as the reference's single apply_loss_fn.
+        self.opt = torch.optim.Adam(self.parameters(), lr=cfg.lr)
+
+    def make_sampler(self, dataset, seed):
+        return GoalSampler(dataset, self.cfg, seed=seed, need_actions=True)
+
+    def optimizers(self):
+        return {"all": self.opt}
+
+    # ------------------------------------------------------------ losses
+    def contrastive_loss(self, phi, psi, prefix):
+        """Binary NCE over the batch: row i's positive is goal i, the other B - 1 goals are its
+        negatives. phi, psi: [E, B, d]."""
+        e, b, d = phi.shape
+        logits = torch.bmm(phi, psi.transpose(1, 2)) / math.sqrt(d)  # [E, B, B]
+        positives = logits.diagonal(dim1=1, dim2=2)                   # [E, B]
+        # sigmoid BCE with identity labels = softplus(logits) - logits * I, without building I.
+        loss = F.softplus(logits).mean() - positives.sum() / (e * b * b)
+        if self.cfg.logsumexp_coef:
+            loss = loss + self.cfg.logsumexp_coef * torch.logsumexp(logits, dim=2).pow(2).mean()
+        with torch.no_grad():
+            v = positives.exp()
+            mean_logits = logits.mean(0)
+            pos = positives.mean(0)
+            n_pos, n_all = b, b * b
+            correct = mean_logits.argmax(1) == torch.arange(b, device=logits.device)
+            # (logits > 0) == I: positives above 0 plus negatives at or below 0.
+            above = (mean_logits > 0).sum() - (pos > 0).sum()
+            binary_accuracy = ((pos > 0).sum() + (n_all - n_pos - above)) / n_all
+            info = {f"{prefix}/loss": loss.detach(), f"{prefix}/v_mean": v.mean(), f"{prefix}/v_max": v.max(),
+                    f"{prefix}/v_min": v.min(), f"{prefix}/binary_accuracy": binary_accuracy,
+                    f"{prefix}/categorical_accuracy": correct.float().mean(),
+                    f"{prefix}/logits_pos": pos.mean(),
+                    f"{prefix}/logits_neg": (mean_logits.sum() - pos.sum()) / (n_all - n_pos),
+                    f"{prefix}/logits": mean_logits.mean()}
+        return loss, info
+
+    def _frozen_phi(self, x):
+        # The reference evaluates the critic with non-differentiated params in the actor loss:
+        # gradients reach the action, never the critic.
+        phi = self.critic.phi
+        params = {k: p.detach() for k, p in phi.named_parameters()}
+        return torch.func.functional_call(phi, params, (x,))
+
+    def losses(self, batch):
+        cfg = self.cfg
+        obs, actions = self.flat(batch["observations"]), batch["actions"]
+        value_goals, actor_goals = self.flat(batch["value_goals"]), self.flat(batch["actor_goals"])
+        phi = self.critic.phi(torch.cat([obs, actions], -1))
+        psi = self.critic.psi(value_goals)
+        critic_loss, info = self.contrastive_loss(phi, psi, "critic")
+        total = critic_loss
+        if cfg.actor_loss == "awr":
+            value_loss, value_info = self.contrastive_loss(self.value_net.phi(obs), self.value_net.psi(value_goals),
+                                                           "value")
+            info.update(value_info)
+            total = total + value_loss
+
+        with torch.no_grad():
+            psi_actor = self.critic.psi(actor_goals)  # the actor treats the critic as fixed
+        mean, log_std = self.actor(torch.cat([obs, actor_goals], -1))
+        log_prob = gaussian_log_prob(mean, log_std, actions)
+        if cfg.actor_loss == "ddpgbc":
+            if cfg.const_std:
+                q_actions = mean.clamp(-1, 1)
+            else:
+                q_actions = (mean + torch.randn_like(mean) * log_std.exp()).clamp(-1, 1)
+            q_all = (self._frozen_phi(torch.cat([obs, q_actions], -1)) * psi_actor).sum(-1) * self.critic.scale
+            q = q_all.amin(0)
+            # Normalising by |Q| makes the BC weight alpha scale-free across tasks.
+            q_loss = -q.mean() / (q.detach().abs().mean() + 1e-6)
+            bc_loss = -(cfg.alpha * log_prob).mean()
+            actor_loss = q_loss + bc_loss
+            actor_info = {"actor/q_loss": q_loss.detach(), "actor/bc_loss": bc_loss.detach(),
+                          "actor/q_mean": q.detach().mean(), "actor/q_abs_mean": q.detach().abs().mean()}
+        else:
+            with torch.no_grad():
+                q = ((phi.detach() * psi_actor).sum(-1) * self.critic.scale).amin(0)
+                v = self.value_net(obs, actor_goals)[0]
+                adv = q - v
+                weights = awr_weights(adv, cfg.alpha)
+            actor_loss = -(weights * log_prob).mean()
+            actor_info = {"actor/adv": adv.mean()}
+        info.update({"actor/loss": actor_loss.detach(), **actor_info,
+                     "actor/bc_log_prob": log_prob.detach().mean(),
+                     "actor/mse": (mean.detach() - actions).pow(2).mean(),
+                     "actor/std": log_std.detach().exp().mean()})
+        total = total + actor_loss
+        return total, info
+
+    def update(self, batch):
+        loss, info = self.losses(batch)
+        self.optimize(loss, self.opt)
+        return info
+
+    def q_value(self, observations, goals, actions):
+        """min over the ensemble of phi(s, a) . psi(g) / sqrt(d): [B]."""
+        return self.critic(torch.cat([self.flat(observations), actions], -1), self.flat(goals)).amin(0)
+
+    def act(self, observations, goals, temperature=0.0, generator=None):
+        x = torch.cat([self.flat(observations), self.flat(goals)], -1)
+        return self.actor.sample(x, temperature=temperature, generator=generator)

@@ -107,6 +107,18 @@ def build_parser():
                        description="One line per method; --config NAME lists its config fields and defaults.")
     m.add_argument("--config", metavar="METHOD", help="show this method's config fields")
 
+    b = sub.add_parser("bench", help="measure a method's steady-state training speed",
+                       description="Steady-state training steps/s (after warm-up), sampler batches/s, update "
+                                   "FLOPs against this machine's matmul rate, and peak memory.")
+    b.add_argument("--method", required=True, help="method name")
+    b.add_argument("--dataset", required=True, help="dataset .npz (OGBench names apply published presets)")
+    b.add_argument("--steps", type=_pos_int, default=50, help="timed steps after warm-up (default 50)")
+    b.add_argument("--warmup", type=_nonneg_int, default=10, help="untimed warm-up steps (default 10)")
+    b.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config field (repeatable)")
+    b.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    b.add_argument("--json", default=None, metavar="OUT", help="also write the result as JSON")
+
     d = sub.add_parser("demo", help="collect, train, evaluate on a small pointmaze dataset",
                        description="The whole job on an embedded default: collect a small "
                                    "pointmaze-medium-navigate-v0 dataset, train for a few CPU minutes, "
@@ -114,6 +126,7 @@ def build_parser():
     d.add_argument("--out", default="demo", help="working directory (default ./demo)")
     d.add_argument("--steps", type=_pos_int, default=None, help="training steps (default: demo preset)")
     d.add_argument("--seed", type=_nonneg_int, default=0, help="seed")
+    d.add_argument("--method", default=None, help="method to train (default: the best one for the demo budget)")
     return p
 
 
@@ -149,9 +162,17 @@ def _dispatch(args, argv):
         return _eval(args)
     elif cmd == "methods":
         _methods(args)
+    elif cmd == "bench":
+        from autodidact.bench import bench, format_bench
+        result = bench(args.method, args.dataset, steps=args.steps, warmup=args.warmup,
+                       overrides=args.overrides, device=args.device)
+        print(format_bench(result))
+        if args.json:
+            from autodidact.io import atomic_write_json
+            atomic_write_json(args.json, result)
     elif cmd == "demo":
         from autodidact.demo import run_demo
-        run_demo(args.out, steps=args.steps, seed=args.seed)
+        run_demo(args.out, steps=args.steps, seed=args.seed, method=args.method)
 
 
 def _train(args, argv):

@@ -8,17 +8,20 @@ It is built in a hidden temporary directory and renamed into place, then `latest
 replaced atomically, so a kill at any moment leaves the previous checkpoint intact.
 """
 
+import errno
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from autodidact.errors import UserError
-from autodidact.io import _os_error, atomic_write_json, read_json
+from autodidact.io import _os_error, _umask, atomic_write_json, read_json
 
 CHECKPOINT_VERSION = 1
 
@@ -46,13 +49,34 @@ def _unflatten_optimizer(meta, tensors):
     return {"state": state, "param_groups": meta["param_groups"]}
 
 
+def _as_os_error(exc):
+    """safetensors reports write failures (disk full...) as SafetensorError("... (os error 28)")."""
+    m = re.search(r"os error (\d+)", str(exc))
+    code = int(m.group(1)) if m else errno.EIO
+    return OSError(code, os.strerror(code))
+
+
+def _remove_dir(d):
+    """Delete checkpoint dir `d` without ever leaving a partial `step_*` dir behind.
+
+    Reliability fix (issue 6): a plain rmtree killed half-way left e.g. step_00000003/ with
+    optim.safetensors but no model.safetensors. Renaming it to a hidden `.step_*` name first is
+    atomic; prune_checkpoints removes hidden leftovers of killed runs.
+    """
+    trash = Path(tempfile.mkdtemp(prefix=f".{d.name}.del.", dir=d.parent))
+    os.replace(d, trash / d.name)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
 def save_checkpoint(ckpt_root, step, method, trainer_state):
     """Write checkpoint `step` under `ckpt_root` atomically and point latest.json at it."""
     ckpt_root = Path(ckpt_root)
     final = ckpt_root / f"step_{step:08d}"
+    tmp = None
     try:
         ckpt_root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=ckpt_root))
+        os.chmod(tmp, 0o777 & ~_umask())  # fix (issue 6): mkdtemp's 0700 hid checkpoints from other users
         model = {k: v.detach().cpu().contiguous() for k, v in method.state_dict().items()}
         save_file(model, tmp / "model.safetensors")
         opt_tensors, opt_meta = {}, {}
@@ -68,11 +92,18 @@ def save_checkpoint(ckpt_root, step, method, trainer_state):
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
         if final.exists():
-            shutil.rmtree(final)
+            _remove_dir(final)  # fix (issue 6): was rmtree(final), which a kill could leave half-done
         os.replace(tmp, final)
-    except OSError as exc:
-        shutil.rmtree(locals().get("tmp", final.with_suffix(".none")), ignore_errors=True)
-        raise _os_error(final, exc) from None
+    except (OSError, SafetensorError) as exc:
+        # Fix (issue 6): SafetensorError (how safetensors reports ENOSPC) escaped as a traceback
+        # and left the hidden temp dir behind.
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise _os_error(final, exc if isinstance(exc, OSError) else _as_os_error(exc)) from None
+    except BaseException:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
     atomic_write_json(ckpt_root / "latest.json", {"step": step, "dir": final.name})
     return final
 
@@ -82,7 +113,10 @@ def prune_checkpoints(ckpt_root, keep):
     ckpt_root = Path(ckpt_root)
     dirs = sorted(d for d in ckpt_root.glob("step_*") if d.is_dir())
     for d in dirs[:-keep] if keep > 0 else []:
-        shutil.rmtree(d, ignore_errors=True)
+        try:
+            _remove_dir(d)  # fix (issue 6): atomic rename first, see _remove_dir
+        except OSError:
+            pass
     for d in ckpt_root.glob(".step_*"):
         shutil.rmtree(d, ignore_errors=True)
 
@@ -92,7 +126,12 @@ def latest_checkpoint(ckpt_root):
     ckpt_root = Path(ckpt_root)
     latest = ckpt_root / "latest.json"
     if latest.exists():
-        d = ckpt_root / read_json(latest, "checkpoint index")["dir"]
+        index = read_json(latest, "checkpoint index")
+        # Fix (issue 6): a latest.json without a string "dir" raised KeyError/TypeError (traceback).
+        name = index.get("dir") if isinstance(index, dict) else None
+        if not isinstance(name, str) or not name.startswith("step_") or "/" in name or "\\" in name:
+            raise UserError(f"{latest}: not a checkpoint index (expected {{\"dir\": \"step_...\"}})")
+        d = ckpt_root / name
         if (d / "state.json").exists():
             return d
     complete = sorted(d for d in ckpt_root.glob("step_*") if (d / "state.json").exists())
@@ -103,6 +142,11 @@ def load_checkpoint(ckpt_dir, method, restore_optimizers=True, restore_rng=True)
     """Restore weights (and optimizers, torch RNG); return state.json's dict."""
     ckpt_dir = Path(ckpt_dir)
     state = read_json(ckpt_dir / "state.json", "checkpoint state")
+    # Fix (issue 6): a state.json that is valid JSON but not an object / has a non-int version
+    # crashed with AttributeError/TypeError.
+    if not isinstance(state, dict) or not isinstance(state.get("format_version", 0), int):
+        raise UserError(f"{ckpt_dir}/state.json: corrupt checkpoint state (expected an object with an "
+                        "integer format_version)")
     if state.get("format_version", 0) > CHECKPOINT_VERSION:
         raise UserError(f"{ckpt_dir}: checkpoint format {state['format_version']} is newer than this "
                         f"autodidact reads ({CHECKPOINT_VERSION}); upgrade autodidact")
@@ -111,13 +155,26 @@ def load_checkpoint(ckpt_dir, method, restore_optimizers=True, restore_rng=True)
         opt_tensors = load_file(ckpt_dir / "optim.safetensors") if restore_optimizers or restore_rng else {}
     except Exception as exc:  # safetensors raises its own error types for corrupt headers
         raise UserError(f"{ckpt_dir}: corrupt checkpoint ({exc.__class__.__name__}: {exc})") from None
-    missing, unexpected = method.load_state_dict(model, strict=False)
-    if missing or unexpected:
-        raise UserError(f"{ckpt_dir}/model.safetensors: does not match the method's networks "
-                        f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
-    if restore_optimizers:
-        for name, opt in method.optimizers().items():
-            opt.load_state_dict(_unflatten_optimizer(state["optimizers"][name], opt_tensors))
-    if restore_rng and "rng/torch" in opt_tensors:
-        torch.set_rng_state(opt_tensors["rng/torch"])
+    # Fix (issue 6): a state.json or optim.safetensors of the wrong structure, or tensors of the
+    # wrong shape, raised KeyError/TypeError/RuntimeError tracebacks instead of a one-line error.
+    try:
+        try:
+            missing, unexpected = method.load_state_dict(model, strict=False)
+        except RuntimeError as exc:  # "Error(s) in loading state_dict...:\n\tsize mismatch for ..."
+            lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+            raise UserError(f"{ckpt_dir}/model.safetensors: does not match the method's networks "
+                            f"({lines[1] if len(lines) > 1 else lines[0] if lines else 'load failed'})") from None
+        if missing or unexpected:
+            raise UserError(f"{ckpt_dir}/model.safetensors: does not match the method's networks "
+                            f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+        if not isinstance(state.get("step"), int):
+            raise KeyError("step")
+        if restore_optimizers:
+            for name, opt in method.optimizers().items():
+                opt.load_state_dict(_unflatten_optimizer(state["optimizers"][name], opt_tensors))
+        if restore_rng and "rng/torch" in opt_tensors:
+            torch.set_rng_state(opt_tensors["rng/torch"])
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as exc:
+        raise UserError(f"{ckpt_dir}: corrupt checkpoint ({exc.__class__.__name__}: "
+                        f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
     return state

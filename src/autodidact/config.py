@@ -7,6 +7,7 @@ checked in `__post_init__`; every problem is a one-line `UserError` naming the k
 
 import dataclasses
 import json
+import math
 import typing
 
 from autodidact.errors import UserError
@@ -53,7 +54,12 @@ def parse_value(key, text, t):
         if t is int:
             return int(text)
         if t is float:
-            return float(text)
+            value = float(text)
+            # Fix (issue 6): 'inf'/'nan' parsed fine and slipped past range checks written as
+            # `x > 0` (lr=inf trained to NaN weights). No config float is meaningful non-finite.
+            if not math.isfinite(value):
+                raise UserError(f"--set {key}={text}: expected a finite float")
+            return value
         if t is str:
             return text
         if origin is tuple:

@@ -10,6 +10,11 @@ class UserError(Exception):
 
     exit_code = 2
 
+    def __str__(self):
+        # Fix (issue 6): the message is printed as one line, but paths and --set values may hold
+        # newlines (`--set "lr=1<newline>2"`, a file named "a<newline>b.npz"): escape them.
+        return super().__str__().replace("\r", "\\r").replace("\n", "\\n")
+
 
 class DataError(UserError):
     """A dataset file is unreadable or fails validation. The message names file, field and index."""

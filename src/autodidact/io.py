@@ -28,6 +28,12 @@ def _os_error(path, exc):
     return UserError(f"{path}: cannot write: {why}")
 
 
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary path beside `path`; on success rename it to `path`, else remove it."""
@@ -36,6 +42,9 @@ def atomic_path(path):
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.close(fd)
+        # Reliability fix (issue 6): mkstemp creates mode 0600, so every dataset, metric and JSON
+        # file ended up unreadable to other users (np.savez/open honour the umask: 0644 here).
+        os.chmod(tmp, 0o666 & ~_umask())
     except OSError as exc:
         raise _os_error(path, exc) from None
     try:

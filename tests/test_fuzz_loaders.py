@@ -94,19 +94,11 @@ def _use(ds):
     assert (ds.episode_lengths >= 1).all()
 
 
-# Bugs found by these fuzzers in files outside this change's scope (data/dataset.py), described in
-# docs/RELIABILITY.md and pinned by strict xfail tests below. A matching crash is counted under its
-# name instead of failing the fuzz run, so any *new* crash still fails it.
-KNOWN_BUGS = {
-    # regular layout where no transition has a successor inside its episode (e.g. one transition):
-    # np.isclose(...).reshape(0, -1) raises; the file is valid and should load.
-    "regular-no-inner-transitions": (ValueError, "cannot reshape array of size 0", "_regular_to_compact"),
-    # a flipped byte in a zip header (version needed / compression method / flags): zipfile raises
-    # NotImplementedError, which _open_npz / _read_member do not catch.
-    "zip-unsupported-feature": (NotImplementedError, "", ("_open_npz", "_read_member")),
-    # an .npy header declaring a dimension >= 2**63: np.prod(shape, dtype=int64) in _nbytes overflows.
-    "npy-shape-over-int64": (OverflowError, "too large to convert", "_nbytes"),
-}
+# Crashes these fuzzers once found (regular layout with no inner transition, zip features zipfile
+# lacks, .npy dimensions over int64) are fixed in data/dataset.py and pinned by the tests at the end
+# of this file. A known-but-unfixed crash would be listed here as
+# {name: (exception type, message text, raising function)} and counted instead of failing the run.
+KNOWN_BUGS = {}
 
 
 def _known_bug(exc):
@@ -392,8 +384,6 @@ def test_fuzz_checkpoint(workdir, checkpoint, target, flips, cut, replace_json):
     OUTCOMES["checkpoint"][outcome] += 1
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason="known bug regular-no-inner-transitions in "
-                   "data/dataset.py _regular_to_compact (see docs/RELIABILITY.md)")
 def test_regular_layout_single_transition_loads(tmp_path):
     path = tmp_path / "one.npz"
     np.savez(path, observations=np.zeros((1, 3), np.float32), next_observations=np.ones((1, 3), np.float32),
@@ -402,8 +392,6 @@ def test_regular_layout_single_transition_loads(tmp_path):
     assert len(ds.observations) == 2 and ds.terminals.tolist() == [False, True]
 
 
-@pytest.mark.xfail(strict=True, raises=OverflowError, reason="known bug npy-shape-over-int64 in "
-                   "data/dataset.py _nbytes (see docs/RELIABILITY.md)")
 @pytest.mark.parametrize("mmap", [True, False], ids=["mmap", "read"])
 def test_header_dimension_over_int64_is_a_dataerror(tmp_path, mmap):
     path = tmp_path / "h.npz"
@@ -413,8 +401,6 @@ def test_header_dimension_over_int64_is_a_dataerror(tmp_path, mmap):
         load(path, mmap=mmap)
 
 
-@pytest.mark.xfail(strict=True, raises=NotImplementedError, reason="known bug zip-unsupported-feature in "
-                   "data/dataset.py _open_npz (see docs/RELIABILITY.md)")
 def test_unsupported_zip_compression_is_a_dataerror(tmp_path):
     path = tmp_path / "z.npz"
     np.savez(path, observations=np.zeros((4, 2), np.float32), terminals=np.array([0, 0, 0, 1], bool))
@@ -422,5 +408,5 @@ def test_unsupported_zip_compression_is_a_dataerror(tmp_path):
     cd = data.index(b"PK\x01\x02")  # first central-directory entry: "version needed" at +6
     data[cd + 6] = 109  # zip format 10.9, which zipfile refuses with NotImplementedError
     path.write_bytes(bytes(data))
-    with pytest.raises(DataError, match="observations"):
+    with pytest.raises(DataError, match="z.npz: unsupported or corrupt zip archive"):
         load(path, mmap=False)

@@ -368,21 +368,22 @@ def _finish(run, steps, stats):
     stats["runs_resumed_ok"] += 1
 
 
-@pytest.mark.xfail(strict=True, reason="bug in collect/__init__.py _write_pair: the two files are renamed "
-                   "one after the other, so a kill between them leaves NAME.npz without NAME-val.npz "
-                   "(or a new train file beside an old val file); see docs/RELIABILITY.md")
-def test_collect_pair_is_all_or_nothing(tmp_path):
-    """Deterministic kill between the two renames of `collect` (the random kills rarely land there)."""
+def test_collect_pair_train_file_always_has_its_val_twin(tmp_path):
+    """Deterministic kill between the two renames of `collect` (the random kills rarely land there).
+
+    Both files are complete before either is renamed; the val file is renamed first and the train
+    file last, so the only partial state is an orphan val file, which nothing reads without its
+    train file. A train file is never left without the val file written with it."""
     script = (
         "import os, signal, sys\n"
-        "import autodidact.data.dataset as d\n"
-        "real = d.save_ogbench_npz\n"
+        "real = os.replace\n"
         "calls = []\n"
-        "def save(path, arrays, compressed=True):\n"
-        "    calls.append(path)\n"
-        "    if len(calls) == 2: os.kill(os.getpid(), signal.SIGKILL)\n"
-        "    real(path, arrays, compressed)\n"
-        "d.save_ogbench_npz = save\n"
+        "def replace(src, dst):\n"
+        "    if str(dst).endswith('.npz'):\n"
+        "        calls.append(dst)\n"
+        "        if len(calls) == 2: os.kill(os.getpid(), signal.SIGKILL)\n"
+        "    real(src, dst)\n"
+        "os.replace = replace\n"
         "from autodidact.cli import main\n"
         f"main(['collect', '{NAME}', '--out', sys.argv[1], '--episodes', '1', '--no-progress'])\n"
     )
@@ -391,7 +392,11 @@ def test_collect_pair_is_all_or_nothing(tmp_path):
                           timeout=120)
     assert proc.returncode == -signal.SIGKILL
     names = {p.name for p in out.iterdir() if not p.name.startswith(".")} if out.exists() else set()
-    assert names in (set(), {f"{NAME}.npz", f"{NAME}-val.npz"}), names
+    assert names == {f"{NAME}-val.npz"}, names
+    # Collecting again completes the pair.
+    subprocess.run([sys.executable, "-m", "autodidact", "collect", NAME, "--out", str(out), "--episodes", "1",
+                    "--no-progress"], env=_env(), check=True, capture_output=True, timeout=120)
+    assert {p.name for p in out.iterdir() if not p.name.startswith(".")} == {f"{NAME}.npz", f"{NAME}-val.npz"}
 
 
 # ============================================================= 3. disk full, read-only, missing dirs
@@ -518,9 +523,6 @@ def test_real_disk_full_train(tmp_path, point_data, size):
                          "--dataset", str(point_data), "--out", str(mnt / "run"), "--steps", "8",
                          "--log-every", "1", "--checkpoint-every", "1", "--eval-episodes", "0", "--no-progress",
                          *TINY, after=f"cp -a {mnt}/. {keep}")
-    if "Traceback" in proc.stderr and ("in _tensorboard" in proc.stderr or "CsvLog" in proc.stderr
-                                       or 'open(self.path, "a"' in proc.stderr):
-        pytest.xfail("known bug in trainer.py: ENOSPC in SummaryWriter()/CsvLog.write is a raw traceback")
     _assert_one_line_error(proc.returncode, proc.stderr, "no space left on device")
     _files_complete(keep / "run")
 
@@ -564,8 +566,6 @@ def test_readonly_output_collect(tmp_path):
     assert not list(d.iterdir())
 
 
-@pytest.mark.xfail(strict=True, reason="bug in trainer.new_run: out.mkdir() is not wrapped, so a read-only "
-                   "or permission-denied --out raises a raw OSError traceback (exit 1); see docs/RELIABILITY.md")
 def test_readonly_output_train(tmp_path, point_data):
     d, setup = _readonly(tmp_path)
     proc = _in_namespace(setup, "train", "--method", "gcbc", "--dataset", str(point_data), "--out",
@@ -573,8 +573,6 @@ def test_readonly_output_train(tmp_path, point_data):
     _assert_one_line_error(proc.returncode, proc.stderr, "cannot write")
 
 
-@pytest.mark.xfail(strict=True, reason="same trainer.new_run bug: --out naming an existing regular file "
-                   "raises FileExistsError with a traceback")
 def test_out_is_a_regular_file(tmp_path, point_data, capsys):
     (tmp_path / "afile").write_text("x")
     rc, err = _main(capsys, "train", "--method", "gcbc", "--dataset", str(point_data), "--out",

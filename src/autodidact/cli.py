@@ -141,6 +141,11 @@ def main(argv=None):
     except UserError as exc:
         print(f"autodidact: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:
+        # The environment refused a read or write (disk full, read-only, permission): one line.
+        from autodidact.io import _os_error
+        print(f"autodidact: error: {_os_error(exc.filename or 'output', exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("autodidact: interrupted", file=sys.stderr)
         return 130

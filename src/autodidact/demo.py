@@ -54,9 +54,8 @@ def run_demo(out="demo", steps=None, seed=0, method=None):
                               eval_every=0, eval_episodes=0, seed=seed, overrides=overrides)
     trainer.new_run(s, argv=["autodidact", "demo", "--out", str(out), "--seed", str(seed)])
     print(f"[3/3] evaluating on OGBench's 5 tasks, {DEMO['eval_episodes']} episodes each")
-    run_cfg, method, _, step = trainer.load_run(run_dir)
-    run_cfg["env"] = run_cfg["env"] or "pointmaze-medium-v0"
-    result = trainer.run_evaluation(method, run_cfg, episodes=DEMO["eval_episodes"])
+    run_cfg, model, _, step = trainer.load_run(run_dir)
+    result = trainer.run_evaluation(model, run_cfg, episodes=DEMO["eval_episodes"])
     result["checkpoint_step"] = step
     atomic_write_json(run_dir / "eval" / "final.json", result)
     print()

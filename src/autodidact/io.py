@@ -85,14 +85,19 @@ def _json_default(x):
     raise TypeError(f"not JSON serializable: {type(x).__name__}")
 
 
-def atomic_savez(path, arrays: dict, compressed: bool = True):
-    """Write a dict of arrays as an .npz (no pickled objects) atomically."""
+def write_npz(file_path, arrays: dict, compressed: bool = True):
+    """Write a dict of arrays as an .npz with no pickled objects (not atomic: see atomic_savez)."""
     for k, v in arrays.items():
         if np.asarray(v).dtype == object:
             raise ValueError(f"refusing to write object array for field '{k}'")
+    with open(file_path, "wb") as f:
+        (np.savez_compressed if compressed else np.savez)(f, **arrays)
+
+
+def atomic_savez(path, arrays: dict, compressed: bool = True):
+    """Write a dict of arrays as an .npz (no pickled objects) atomically."""
     with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            (np.savez_compressed if compressed else np.savez)(f, **arrays)
+        write_npz(tmp, arrays, compressed)
 
 
 def read_json(path, what="file"):

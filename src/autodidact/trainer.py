@@ -34,7 +34,7 @@ from autodidact import config as cfglib
 from autodidact.checkpoint import latest_checkpoint, load_checkpoint, prune_checkpoints, save_checkpoint
 from autodidact.data.dataset import load as load_dataset
 from autodidact.errors import UserError
-from autodidact.io import atomic_path, atomic_write_json, atomic_write_text, read_json
+from autodidact.io import _os_error, atomic_path, atomic_write_json, atomic_write_text, read_json
 from autodidact.methods import get_method
 from autodidact.presets import preset_for
 
@@ -122,7 +122,10 @@ def new_run(s: TrainSettings, argv=None):
     }
     world, rank = _dist_info()
     if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _os_error(out, exc) from None
         atomic_write_json(out / "config.json", run_cfg["config"])
         _append_command(out, argv)
         atomic_write_json(out / "run.json", run_cfg)  # written last: its presence marks a run

@@ -222,14 +222,13 @@ def _concat(episodes):
 
 
 def _write_pair(out_dir, name, train, val):
-    from autodidact.data.dataset import save_ogbench_npz
+    from autodidact.data.dataset import ogbench_npz_arrays
+    from autodidact.io import atomic_path, write_npz
 
     train_path, val_path = out_dir / f"{name}.npz", out_dir / f"{name}-val.npz"
-    save_ogbench_npz(train_path, train)
-    try:
-        save_ogbench_npz(val_path, val)
-    except BaseException:
-        # Never leave a train file without its validation twin.
-        train_path.unlink(missing_ok=True)
-        raise
+    # Both files are complete in temp files before either is renamed; the val file is renamed
+    # first and the train file last, so a train file present always has its matching val twin.
+    with atomic_path(train_path) as train_tmp, atomic_path(val_path) as val_tmp:
+        write_npz(train_tmp, ogbench_npz_arrays(train))
+        write_npz(val_tmp, ogbench_npz_arrays(val))
     return train_path, val_path

@@ -114,6 +114,8 @@ def _open_npz(path, mmap):
         raise DataError(path, None, "file is empty")
     try:
         zf = zipfile.ZipFile(path)
+    except NotImplementedError as exc:  # a zip feature zipfile lacks, e.g. a corrupt version field
+        raise DataError(path, None, f"unsupported or corrupt zip archive ({exc})") from None
     except zipfile.BadZipFile:
         raise DataError(path, None, "not an .npz file (not a zip archive) or truncated",
                         "re-export it with numpy.savez") from None
@@ -147,7 +149,9 @@ def _read_member(path, zf, info, name, mmap):
                             "store plain numeric arrays") from None
         raise DataError(path, name, f"unreadable array ({exc})") from None
     # zlib.error: a corrupt deflated member fails in the decompressor before any CRC check.
-    except (zipfile.BadZipFile, EOFError, OSError, RuntimeError, zlib.error) as exc:
+    # NotImplementedError: a zip member asking for a compression method zipfile lacks.
+    except (zipfile.BadZipFile, EOFError, OSError, RuntimeError, zlib.error, NotImplementedError,
+            OverflowError) as exc:
         raise DataError(path, name, f"corrupt or truncated member ({exc.__class__.__name__}: {exc})") from None
     except MemoryError:
         raise DataError(path, name, "too large to read into memory",
@@ -164,7 +168,11 @@ def _read_npy_header(f):
 
 
 def _nbytes(shape, dtype):
-    return int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    # Python ints: a corrupt header may declare dimensions whose product overflows int64.
+    n = dtype.itemsize
+    for d in shape:
+        n *= int(d)
+    return n
 
 
 def _memmap_member(path, zf, info):
@@ -314,7 +322,8 @@ def _regular_to_compact(path, fields):
                         "episode", "set terminals[-1] = 1")
     # Within an episode, s' of step i must be s of step i + 1; anything else is not a trajectory.
     inner = np.flatnonzero(~term[:-1])
-    same = np.isclose(nxt[inner], obs[inner + 1], equal_nan=False).reshape(len(inner), -1).all(axis=1)
+    same = np.isclose(nxt[inner], obs[inner + 1], equal_nan=False).reshape(len(inner), -1).all(axis=1) \
+        if len(inner) else np.ones(0, bool)
     if not same.all():
         i = inner[np.argmin(same)]
         raise DataError(path, "next_observations", f"next_observations[{i}] != observations[{i + 1}] inside "
@@ -371,8 +380,13 @@ def save_ogbench_npz(path, arrays, compressed=True):
     `arrays` holds fields of equal length: observations, actions (optional), terminals (1 on the
     last step of each episode) and any extras (qpos, qvel, button_states, rewards...).
     """
+    atomic_savez(path, ogbench_npz_arrays(arrays), compressed=compressed)
+
+
+def ogbench_npz_arrays(arrays):
+    """The arrays `save_ogbench_npz` writes: terminals as bool (unless float compact), plus version."""
     out = {k: np.asarray(v) for k, v in arrays.items()}
     if out["terminals"].dtype != np.float32:
         out["terminals"] = out["terminals"].astype(bool)
     out[VERSION_KEY] = np.array(FORMAT_VERSION, dtype=np.int64)
-    atomic_savez(path, out, compressed=compressed)
+    return out

@@ -18,6 +18,9 @@ from autodidact.io import atomic_write_json
 DATASET = "pointmaze-medium-navigate-v0"
 # CPU-sized: OGBench's published GCBC uses batch 1024 and 3x512 networks for 1M steps; the demo
 # keeps the method and its goal sampling but shrinks width, batch and budget to fit minutes.
+# Measured on 2 cores (10 episodes per task): GCBC after 6000 steps reached 42%, 20% and 40% with
+# seeds 0, 1, 2, while 20000 steps fell to 2% (GCBC overfits 100 episodes; OGBench's 1M-step figure
+# is 9%) and GCIVL after 8000 steps reached 2%: its value has not propagated across the maze yet.
 DEMO = {
     "method": "gcbc",
     "episodes": 100,            # 100k transitions (OGBench's file has 1M)

@@ -88,3 +88,19 @@ def test_official_layouts_train(workdir, tmp_path):
         run("train", "--method", "gcbc", "--dataset", str(path), "--out", str(rd), "--steps", "5",
             "--eval-episodes", "0", "--no-progress", "--set", "batch_size=16", "--set", "actor_hidden_dims=16")
         assert json.loads((rd / "run.json").read_text())["env"] == "pointmaze-medium-v0"
+
+
+def test_convert_uncompressed_is_memory_mapped(workdir, tmp_path):
+    from autodidact.data.dataset import load
+    src = workdir / "data" / f"{NAME}.npz"
+    before = src.read_bytes()
+    dst = tmp_path / f"{NAME}.npz"
+    run("convert", str(src), str(dst), "--uncompressed")
+    assert src.read_bytes() == before  # input untouched
+    a, b = load(src), load(dst)
+    assert isinstance(b.observations, np.memmap) and np.array_equal(a.observations, b.observations)
+    for layout in ("compact", "regular"):
+        out = tmp_path / f"{layout}.npz"
+        run("convert", str(src), str(out), "--layout", layout)
+        assert np.array_equal(load(out).observations, a.observations)
+    assert run("convert", str(src), str(src), check=False).returncode == 2

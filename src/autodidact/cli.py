@@ -69,6 +69,17 @@ def build_parser():
                    help="cells per axis of the coverage grid when the env's maze is unknown (default 20)")
     i.add_argument("--figure", default=None, help="also write a coverage figure (PNG) to this path")
 
+    v = sub.add_parser("convert", help="rewrite a dataset in another OGBench layout, or uncompressed",
+                       description="Read a dataset in any OGBench layout and write it in LAYOUT. --uncompressed "
+                                   "writes members as stored .npy so later loads are memory-mapped, for data "
+                                   "larger than RAM.")
+    v.add_argument("src", help="input dataset .npz (never modified)")
+    v.add_argument("dst", help="output .npz (written atomically)")
+    v.add_argument("--layout", choices=["ogbench", "compact", "regular"], default="ogbench",
+                   help="ogbench: OGBench's file layout (default); compact: with valids; regular: with "
+                        "next_observations")
+    v.add_argument("--uncompressed", action="store_true", help="store members uncompressed (memory-mappable)")
+
     t = sub.add_parser("train", help="pretrain a method on a dataset, or resume a run",
                        description="Train METHOD on DATASET into RUN_DIR (config, metrics, checkpoints, exact "
                                    "command), or continue a killed run with --resume RUN_DIR.")
@@ -161,6 +172,14 @@ def _dispatch(args, argv):
     elif cmd == "info":
         from autodidact.data.info import print_info
         print_info(args.path, grid=args.grid, figure=args.figure)
+    elif cmd == "convert":
+        from pathlib import Path
+
+        from autodidact.data.dataset import load
+        if Path(args.src).resolve() == Path(args.dst).resolve():
+            raise UserError(f"{args.dst}: convert never overwrites its input; choose another output path")
+        load(args.src).save(args.dst, layout=args.layout, compressed=not args.uncompressed)
+        print(f"wrote {args.dst} ({args.layout} layout, {'uncompressed' if args.uncompressed else 'compressed'})")
     elif cmd == "train":
         return _train(args, argv)
     elif cmd == "eval":

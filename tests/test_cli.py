@@ -43,7 +43,8 @@ def test_info(workdir):
 
 def test_methods():
     out = run("methods").stdout
-    assert out.startswith("gcbc")
+    names = [line.split()[0] for line in out.splitlines()]
+    assert names == sorted(names) and {"gcbc", "gcivl", "gciql", "qrl", "crl", "hiql"} <= set(names)
     assert "actor_hidden_dims" in run("methods", "--config", "gcbc").stdout
 
 

@@ -117,3 +117,36 @@ def check(cond, key, msg):
     """Raise a one-line UserError for `key` unless `cond`."""
     if not cond:
         raise UserError(f"config key '{key}': {msg}")
+
+
+def check_common(cfg):
+    """Range checks for the fields method configs share, applied to those `cfg` has. Each method's
+    `__post_init__` calls this, then checks its own fields."""
+    has = {f.name for f in dataclasses.fields(cfg)}
+    if "lr" in has:
+        check(cfg.lr > 0, "lr", f"must be > 0, got {cfg.lr}")
+    if "batch_size" in has:
+        check(cfg.batch_size >= 1, "batch_size", f"must be >= 1, got {cfg.batch_size}")
+    for k in sorted(n for n in has if n.endswith("hidden_dims")):
+        dims = getattr(cfg, k)
+        check(len(dims) >= 1 and min(dims) >= 1, k, f"needs at least one positive width, got {dims}")
+    if "discount" in has:
+        check(0.0 <= cfg.discount < 1.0, "discount", f"must be in [0, 1), got {cfg.discount}")
+    if "tau" in has:
+        check(0.0 < cfg.tau <= 1.0, "tau", f"must be in (0, 1], got {cfg.tau}")
+    if "expectile" in has:
+        check(0.0 < cfg.expectile < 1.0, "expectile", f"must be in (0, 1), got {cfg.expectile}")
+    for k in ("alpha", "low_alpha", "high_alpha"):
+        if k in has:
+            check(getattr(cfg, k) >= 0, k, f"must be >= 0, got {getattr(cfg, k)}")
+    if "actor_loss" in has:
+        check(cfg.actor_loss in ("ddpgbc", "awr"), "actor_loss", f"must be 'ddpgbc' or 'awr', got '{cfg.actor_loss}'")
+    for prefix in ("value", "actor"):
+        keys = [f"{prefix}_p_{k}goal" for k in ("cur", "traj", "random")]
+        if not set(keys) <= has:
+            continue
+        for k in keys:
+            v = getattr(cfg, k)
+            check(0.0 <= v <= 1.0, k, f"must be in [0, 1], got {v}")
+        total = sum(getattr(cfg, k) for k in keys)
+        check(abs(total - 1.0) < 1e-6, f"{prefix}_p_*goal", f"{' + '.join(keys)} must sum to 1, got {total:g}")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from autodidact.config import check, opt
+from autodidact.config import check, check_common, opt
 from autodidact.data.sampler import GoalSampler
 from autodidact.methods.base import Method
 from autodidact.nn import MLP, GaussianActor, awr_weights, gaussian_log_prob
@@ -45,23 +45,11 @@ class CRLConfig:
     gc_negative: bool = opt(False, "rewards 0/-1 (True) or 1/0 (False); unused by CRL")
 
     def __post_init__(self):
-        check(self.lr > 0, "lr", f"must be > 0, got {self.lr}")
+        check_common(self)
         check(self.batch_size >= 2, "batch_size", f"must be >= 2 (negatives come from the batch), got {self.batch_size}")
-        for k in ("actor_hidden_dims", "value_hidden_dims"):
-            dims = getattr(self, k)
-            check(len(dims) >= 1 and min(dims) >= 1, k, f"needs at least one positive width, got {dims}")
         check(self.latent_dim >= 1, "latent_dim", f"must be >= 1, got {self.latent_dim}")
         check(self.ensemble >= 1, "ensemble", f"must be >= 1, got {self.ensemble}")
         check(self.logsumexp_coef >= 0, "logsumexp_coef", f"must be >= 0, got {self.logsumexp_coef}")
-        check(0.0 <= self.discount < 1.0, "discount", f"must be in [0, 1), got {self.discount}")
-        check(self.actor_loss in ("ddpgbc", "awr"), "actor_loss", f"must be 'ddpgbc' or 'awr', got '{self.actor_loss}'")
-        check(self.alpha >= 0, "alpha", f"must be >= 0, got {self.alpha}")
-        for prefix in ("value", "actor"):
-            ps = [getattr(self, f"{prefix}_p_{k}goal") for k in ("cur", "traj", "random")]
-            for k, v in zip(("cur", "traj", "random"), ps):
-                check(0.0 <= v <= 1.0, f"{prefix}_p_{k}goal", f"must be in [0, 1], got {v}")
-            check(abs(sum(ps) - 1.0) < 1e-6, f"{prefix}_p_*goal", f"{prefix}_p_curgoal + {prefix}_p_trajgoal + "
-                  f"{prefix}_p_randomgoal must sum to 1, got {sum(ps):g}")
 
 
 class Bilinear(torch.nn.Module):

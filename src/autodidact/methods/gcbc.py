@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from autodidact.config import check, opt
+from autodidact.config import check_common, opt
 from autodidact.data.sampler import GoalSampler
 from autodidact.methods.base import Method
 from autodidact.nn import GaussianActor, gaussian_log_prob
@@ -35,18 +35,7 @@ class GCBCConfig:
     gc_negative: bool = opt(True, "rewards 0/-1 (True) or 1/0 (False); unused by GCBC")
 
     def __post_init__(self):
-        check(self.lr > 0, "lr", f"must be > 0, got {self.lr}")
-        check(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
-        check(len(self.actor_hidden_dims) >= 1 and min(self.actor_hidden_dims) >= 1, "actor_hidden_dims",
-              f"needs at least one positive width, got {self.actor_hidden_dims}")
-        check(0.0 <= self.discount < 1.0, "discount", f"must be in [0, 1), got {self.discount}")
-        for k in ("value_p_curgoal", "value_p_trajgoal", "value_p_randomgoal",
-                  "actor_p_curgoal", "actor_p_trajgoal", "actor_p_randomgoal"):
-            v = getattr(self, k)
-            check(0.0 <= v <= 1.0, k, f"must be in [0, 1], got {v}")
-        total = self.actor_p_curgoal + self.actor_p_trajgoal + self.actor_p_randomgoal
-        check(abs(total - 1.0) < 1e-6, "actor_p_*goal", f"actor_p_curgoal + actor_p_trajgoal + "
-              f"actor_p_randomgoal must sum to 1, got {total:g}")
+        check_common(self)
 
 
 class GCBC(Method):

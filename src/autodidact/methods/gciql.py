@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch.func import functional_call
 
-from autodidact.config import check, opt
+from autodidact.config import check_common, opt
 from autodidact.data.sampler import GoalSampler
 from autodidact.methods.base import Method
 from autodidact.nn import GaussianActor, GCValue, awr_weights, ema_update, expectile_loss, gaussian_log_prob
@@ -49,23 +49,7 @@ class GCIQLConfig:
     gc_negative: bool = opt(True, "rewards 0 at the goal, -1 elsewhere (True) or 1/0 (False)")
 
     def __post_init__(self):
-        check(self.lr > 0, "lr", f"must be > 0, got {self.lr}")
-        check(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
-        for k in ("actor_hidden_dims", "value_hidden_dims"):
-            dims = getattr(self, k)
-            check(len(dims) >= 1 and min(dims) >= 1, k, f"needs at least one positive width, got {dims}")
-        check(0.0 <= self.discount < 1.0, "discount", f"must be in [0, 1), got {self.discount}")
-        check(0.0 < self.tau <= 1.0, "tau", f"must be in (0, 1], got {self.tau}")
-        check(0.0 < self.expectile < 1.0, "expectile", f"must be in (0, 1), got {self.expectile}")
-        check(self.actor_loss in ("ddpgbc", "awr"), "actor_loss", f"must be 'ddpgbc' or 'awr', got '{self.actor_loss}'")
-        check(self.alpha >= 0, "alpha", f"must be >= 0, got {self.alpha}")
-        for prefix in ("value", "actor"):
-            keys = [f"{prefix}_p_{k}goal" for k in ("cur", "traj", "random")]
-            for k in keys:
-                v = getattr(self, k)
-                check(0.0 <= v <= 1.0, k, f"must be in [0, 1], got {v}")
-            total = sum(getattr(self, k) for k in keys)
-            check(abs(total - 1.0) < 1e-6, f"{prefix}_p_*goal", f"{' + '.join(keys)} must sum to 1, got {total:g}")
+        check_common(self)
 
 
 class GCIQL(Method):

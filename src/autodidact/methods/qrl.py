@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from autodidact.config import check, opt
+from autodidact.config import check, check_common, opt
 from autodidact.data.sampler import GoalSampler
 from autodidact.methods.base import Method
 from autodidact.nn import MLP, GaussianActor, awr_weights, gaussian_log_prob
@@ -46,11 +46,7 @@ class QRLConfig:
     gc_negative: bool = opt(False, "rewards 0/-1 (True) or 1/0 (False); unused by QRL")
 
     def __post_init__(self):
-        check(self.lr > 0, "lr", f"must be > 0, got {self.lr}")
-        check(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
-        for k in ("actor_hidden_dims", "value_hidden_dims"):
-            dims = getattr(self, k)
-            check(len(dims) >= 1 and min(dims) >= 1, k, f"needs at least one positive width, got {dims}")
+        check_common(self)
         check(self.quasimetric_type in ("iqe", "mrn"), "quasimetric_type",
               f"must be 'iqe' or 'mrn', got '{self.quasimetric_type}'")
         check(self.latent_dim >= 2, "latent_dim", f"must be >= 2, got {self.latent_dim}")
@@ -62,15 +58,6 @@ class QRLConfig:
             check(self.latent_dim % 2 == 0, "latent_dim", f"must be even for MRN (half symmetric, half "
                   f"asymmetric), got {self.latent_dim}")
         check(self.eps > 0, "eps", f"must be > 0, got {self.eps}")
-        check(self.actor_loss in ("ddpgbc", "awr"), "actor_loss", f"must be 'ddpgbc' or 'awr', got '{self.actor_loss}'")
-        check(self.alpha >= 0, "alpha", f"must be >= 0, got {self.alpha}")
-        check(0.0 <= self.discount < 1.0, "discount", f"must be in [0, 1), got {self.discount}")
-        for prefix in ("value", "actor"):
-            ps = [getattr(self, f"{prefix}_p_{k}goal") for k in ("cur", "traj", "random")]
-            for k, v in zip(("cur", "traj", "random"), ps):
-                check(0.0 <= v <= 1.0, f"{prefix}_p_{k}goal", f"must be in [0, 1], got {v}")
-            check(abs(sum(ps) - 1.0) < 1e-6, f"{prefix}_p_*goal", f"{prefix}_p_curgoal + {prefix}_p_trajgoal + "
-                  f"{prefix}_p_randomgoal must sum to 1, got {sum(ps):g}")
 
 
 class _IntervalUnion(torch.autograd.Function):

@@ -1,0 +1,211 @@
+#!/usr/bin/env bash
+# Side-by-side CPU training speed: autodidact vs OGBench's JAX reference implementations (impls/).
+#
+# Everything belonging to the reference lives OUTSIDE this repository:
+#   $REF_DIR   exported tree of the OGBench mirror (impls/ plus ogbench/utils.py for load_dataset)
+#   $REF_VENV  scratch venv with jax (CPU), flax, optax, distrax, ml_collections, gymnasium, tqdm
+#   $WORK      the timing harness (written by this script) and per-run JSON results
+# Nothing is installed into or copied into this repository.
+#
+# Measurements are interleaved per method (ours, reference, ours, reference, ...) for $REPS
+# repetitions; the summary reports medians. Threads are left at their defaults (both cores for
+# torch and XLA).
+#
+# Usage: bash scripts/bench_reference.sh            (env vars below override the defaults)
+set -euo pipefail
+
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+MIRROR=${MIRROR:-/work/.mirror/seohongpark+ogbench/repo}
+REF_DIR=${REF_DIR:-/tmp/ogbench-ref}
+REF_VENV=${REF_VENV:-/tmp/refvenv}
+DATA_DIR=${DATA_DIR:-/tmp/benchdata}
+WORK=${WORK:-/tmp/refbench}
+REPS=${REPS:-3}
+WARMUP=${WARMUP:-5}
+METHODS=${METHODS:-"gcbc gcivl gciql qrl crl hiql"}
+AUTODIDACT=${AUTODIDACT:-$REPO/.venv/bin/autodidact}
+ENV_NAME=pointmaze-medium-navigate-v0
+DATASET=$DATA_DIR/$ENV_NAME.npz
+
+steps_for() {  # short timings: more steps for the cheap method
+  case $1 in gcbc) echo 100 ;; *) echo 30 ;; esac
+}
+
+# 1. Reference source, exported from the bare mirror (only the paths the harness imports; the
+#    mirror's large mesh assets are not present, so a full `git archive HEAD` fails).
+if [ ! -f "$REF_DIR/impls/agents/__init__.py" ] || [ ! -f "$REF_DIR/ogbench/utils.py" ]; then
+  mkdir -p "$REF_DIR"
+  git -C "$MIRROR" archive HEAD impls ogbench/utils.py ogbench/relabel_utils.py | tar -x -C "$REF_DIR" || true
+  [ -f "$REF_DIR/impls/agents/__init__.py" ] && [ -f "$REF_DIR/ogbench/utils.py" ] \
+    || { echo "could not export the reference tree into $REF_DIR" >&2; exit 1; }
+fi
+REF_COMMIT=$(git -C "$MIRROR" rev-parse HEAD)
+
+# 2. Scratch venv for the reference (CPU jax; wandb/matplotlib/moviepy are not needed because
+#    main.py is not imported).
+if [ ! -x "$REF_VENV/bin/python" ]; then
+  python3 -m venv "$REF_VENV"
+fi
+if ! "$REF_VENV/bin/python" -c "import jax, flax, optax, distrax, ml_collections, gymnasium, tqdm" 2>/dev/null; then
+  "$REF_VENV/bin/pip" install "jax[cpu]" flax optax distrax ml_collections numpy gymnasium tqdm
+fi
+
+# 3. One dataset file, read by both sides.
+if [ ! -f "$DATASET" ]; then
+  "$AUTODIDACT" collect "$ENV_NAME" --out "$DATA_DIR" --episodes 100 --workers 2
+fi
+
+# 4. Timing harness for the reference (mirrors impls/main.py's setup; lives in $WORK).
+mkdir -p "$WORK/results"
+cat > "$WORK/ref_harness.py" <<'PY'
+"""Time OGBench reference agents: get_config() defaults + published alpha, the reference's own
+GCDataset/HGCDataset sampler over the dataset loaded as impls/utils/env_utils.py loads it
+(ogbench.load_dataset(..., compact_dataset=True)), jit warm-up, then N steps of sample + update."""
+import argparse, importlib, json, re, resource, sys, time, types
+
+import numpy as np
+
+p = argparse.ArgumentParser()
+p.add_argument('--ref', required=True)
+p.add_argument('--method', required=True)
+p.add_argument('--dataset', required=True)
+p.add_argument('--steps', type=int, default=50)
+p.add_argument('--warmup', type=int, default=5)
+p.add_argument('--json')
+a = p.parse_args()
+
+# Import ogbench.utils from the exported tree without running ogbench/__init__.py (which pulls in
+# the MuJoCo environments).
+pkg = types.ModuleType('ogbench')
+pkg.__path__ = [a.ref + '/ogbench']
+sys.modules['ogbench'] = pkg
+sys.path.insert(0, a.ref + '/impls')
+
+import jax
+from ogbench.utils import load_dataset
+from utils.datasets import Dataset, GCDataset, HGCDataset
+
+# impls/hyperparameters.sh, pointmaze-medium-navigate-v0.
+PUBLISHED = {'gcbc': {}, 'gcivl': {'alpha': 10.0}, 'gciql': {'alpha': 0.003}, 'qrl': {'alpha': 0.0003},
+             'crl': {'alpha': 0.03}, 'hiql': {'high_alpha': 3.0, 'low_alpha': 3.0}}
+CLASSES = {'gcbc': 'GCBCAgent', 'gcivl': 'GCIVLAgent', 'gciql': 'GCIQLAgent', 'qrl': 'QRLAgent',
+           'crl': 'CRLAgent', 'hiql': 'HIQLAgent'}
+
+
+def dot_flops(stablehlo_text):
+    """Matmul-only FLOPs of the traced update: 2 * prod(result) * prod(contracted dims) per dot."""
+    total = 0
+    for line in stablehlo_text.splitlines():
+        if 'stablehlo.dot' not in line:
+            continue
+        sig = re.search(r':\s*\((tensor<[^>]*>),\s*(tensor<[^>]*>)\)\s*->\s*(tensor<[^>]*>)', line)
+        if not sig:
+            raise ValueError('unparsed dot: ' + line.strip()[:200])
+        dims = lambda t: [int(x) for x in t[len('tensor<'):-1].split('x')[:-1]]
+        lhs, out = dims(sig.group(1)), dims(sig.group(3))
+        m = re.search(r'contracting_dims = \[([0-9, ]*)\] x', line)
+        cdims = [int(x) for x in m.group(1).split(',')] if m and m.group(1).strip() else [len(lhs) - 1]
+        total += 2 * int(np.prod(out)) * int(np.prod([lhs[c] for c in cdims]))
+    return total
+
+
+mod = importlib.import_module(f'agents.{a.method}')
+config = mod.get_config()
+for k, v in PUBLISHED[a.method].items():
+    config[k] = v
+agent_cls = getattr(mod, CLASSES[a.method])
+ds_cls = {'GCDataset': GCDataset, 'HGCDataset': HGCDataset}[config['dataset_class']]
+train = ds_cls(Dataset.create(**load_dataset(a.dataset, compact_dataset=True)), config)
+np.random.seed(0)
+ex = train.sample(1)
+agent = agent_cls.create(0, ex['observations'], ex['actions'], config)
+bs = config['batch_size']
+
+for _ in range(a.warmup):
+    train.sample(bs)
+t = time.perf_counter()
+n_sample = max(a.steps, 20)
+for _ in range(n_sample):
+    train.sample(bs)
+sampler_rate = n_sample / (time.perf_counter() - t)
+
+for _ in range(a.warmup):
+    agent, info = agent.update(train.sample(bs))
+jax.block_until_ready(agent)
+t = time.perf_counter()
+for _ in range(a.steps):
+    agent, info = agent.update(train.sample(bs))
+jax.block_until_ready(agent)
+steps_per_s = a.steps / (time.perf_counter() - t)
+
+lowered = agent_cls.update.lower(agent, train.sample(bs))
+ca = lowered.compile().cost_analysis()
+ca = ca[0] if isinstance(ca, (list, tuple)) else ca
+r = {'method': a.method, 'impl': 'ogbench-jax', 'batch_size': bs, 'steps': a.steps,
+     'steps_per_s': steps_per_s, 'sampler_batches_per_s': sampler_rate,
+     'update_gflop_xla_cost_analysis': float(ca['flops']) / 1e9,
+     'update_gflop_dots': dot_flops(lowered.as_text()) / 1e9,
+     'peak_memory_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+     'jax': jax.__version__, 'backend': jax.default_backend(),
+     'config': {k: (list(v) if isinstance(v, tuple) else v) for k, v in config.items()}}
+print(json.dumps({k: v for k, v in r.items() if k != 'config'}))
+with open(a.json, 'w') as fh:
+    json.dump(r, fh, indent=1)
+PY
+
+# 5. Interleaved measurements (SUMMARY_ONLY=1 skips them and re-summarises $WORK/results).
+if [ "${SUMMARY_ONLY:-0}" != 1 ]; then
+{
+  echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'); cores: $(nproc)"
+  echo "torch: $("$REPO/.venv/bin/python" -c 'import torch; print(torch.__version__)')"
+  echo "jax: $("$REF_VENV/bin/python" -c 'import jax, jaxlib, flax; print(jax.__version__, "jaxlib", jaxlib.__version__, "flax", flax.__version__)')"
+  echo "reference commit: $REF_COMMIT"
+} | tee "$WORK/results/machine.txt"
+: > "$WORK/results/load.log"
+for rep in $(seq 1 "$REPS"); do
+  for m in $METHODS; do
+    s=$(steps_for "$m")
+    echo "rep $rep $m ours   load $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$WORK/results/load.log"
+    "$AUTODIDACT" bench --method "$m" --dataset "$DATASET" --steps "$s" --warmup "$WARMUP" \
+      --json "$WORK/results/ours_${m}_$rep.json" > /dev/null
+    echo "rep $rep $m ref    load $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$WORK/results/load.log"
+    (cd "$WORK" && "$REF_VENV/bin/python" ref_harness.py --ref "$REF_DIR" --method "$m" \
+      --dataset "$DATASET" --steps "$s" --warmup "$WARMUP" --json "$WORK/results/ref_${m}_$rep.json" > /dev/null)
+  done
+done
+echo "end          load $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$WORK/results/load.log"
+fi
+
+# 6. Medians. The ratio is the median of the per-repetition ratios ours/reference (each pair runs
+#    back to back, so a change in background load hits both sides of a pair alike).
+"$REF_VENV/bin/python" - "$WORK/results" "$METHODS" <<'PY'
+import glob, json, statistics, sys
+d, methods = sys.argv[1], sys.argv[2].split()
+med = statistics.median
+load = lambda p: [json.load(open(f)) for f in sorted(glob.glob(p))]
+rate = med([r['matmul_gflop_per_s'] for r in load(f'{d}/ours_*.json')])
+print(f'median torch float32 matmul rate (1024x512 @ 512x512): {rate:.1f} GFLOP/s\n')
+print('| method | autodidact steps/s | reference steps/s | ratio ours/ref (median of pairs) | autodidact % of matmul rate '
+      '| reference % of matmul rate | autodidact update GFLOP | reference update GFLOP (dots / XLA total) |')
+print('|---|---|---|---|---|---|---|---|')
+for m in methods:
+    o, r = load(f'{d}/ours_{m}_*.json'), load(f'{d}/ref_{m}_*.json')
+    os_, rs = med([x['steps_per_s'] for x in o]), med([x['steps_per_s'] for x in r])
+    ratio = med([x['steps_per_s'] / y['steps_per_s'] for x, y in zip(o, r)])
+    og, rg, rx = o[0]['update_gflop'], r[0]['update_gflop_dots'], r[0]['update_gflop_xla_cost_analysis']
+    print(f'| {m} | {os_:.2f} | {rs:.2f} | {ratio:.2f} | {100 * og * os_ / rate:.0f}% | '
+          f'{100 * rg * rs / rate:.0f}% | {og:.2f} | {rg:.2f} / {rx:.2f} |')
+print('\nper-repetition steps/s:')
+for m in methods:
+    o = [round(x['steps_per_s'], 2) for x in load(f'{d}/ours_{m}_*.json')]
+    r = [round(x['steps_per_s'], 2) for x in load(f'{d}/ref_{m}_*.json')]
+    print(f'  {m}: ours {o}  reference {r}  ratios {[round(x / y, 2) for x, y in zip(o, r)]}')
+print('\nsampler batches/s (median): ' + ', '.join(
+    f"{m} ours {med([x['sampler_batches_per_s'] for x in load(f'{d}/ours_{m}_*.json')]):.0f} / "
+    f"ref {med([x['sampler_batches_per_s'] for x in load(f'{d}/ref_{m}_*.json')]):.0f}" for m in methods))
+print('peak RSS MB (median): ' + ', '.join(
+    f"{m} ours {med([x['peak_memory_mb'] for x in load(f'{d}/ours_{m}_*.json')]):.0f} / "
+    f"ref {med([x['peak_memory_mb'] for x in load(f'{d}/ref_{m}_*.json')]):.0f}" for m in methods))
+print('matmul-rate samples (GFLOP/s): ' + ', '.join(
+    f"{r['matmul_gflop_per_s']:.1f}" for r in load(f'{d}/ours_*.json')))
+PY

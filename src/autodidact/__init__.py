@@ -2,9 +2,12 @@
 
 import os
 
-# OpenMP threads that spin while waiting collapse when another process shares the cores: on 2
-# busy cores a GCBC update (batch 256, 3x256) ran at 7 steps/s spinning and 82 steps/s with a
-# passive wait (docs/BENCHMARKS.md). Must be set before torch loads OpenMP; a user's own setting wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# OpenMP threads that spin while they wait collapse when another process shares the cores, and
+# sleeping at once costs ~10% on an idle machine. A short spin keeps both: see docs/BENCHMARKS.md
+# ("Shared cores"). libgomp reads GOMP_SPINCOUNT only when OMP_WAIT_POLICY is unset, and only
+# when it first loads (with torch), so this must run before torch is imported; a user's own
+# setting of either variable wins.
+if "OMP_WAIT_POLICY" not in os.environ:
+    os.environ.setdefault("GOMP_SPINCOUNT", "1000")
 
 __version__ = "0.1.0"

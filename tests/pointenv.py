@@ -42,3 +42,38 @@ def rollout_success(policy_fn, episodes=100, horizon=40, seed=123):
         a = np.clip(policy_fn(s, g), -1, 1)
         s = np.clip(s + STEP * a, -1, 1).astype(np.float32)
     return float((np.linalg.norm(s - g, axis=1) < 0.15).mean())
+
+
+def settings(method, tmp_path, data, steps, out="run", overrides=(), **kw):
+    """TrainSettings for a quiet test run of `method` (no evaluation, no progress bar)."""
+    from autodidact.trainer import TrainSettings
+    return TrainSettings(method=method, dataset=str(data), out=str(tmp_path / out), steps=steps, eval_episodes=0,
+                         seed=kw.pop("seed", 0), overrides=overrides, progress=False, **kw)
+
+
+def train_on_point_play(method, tmp_path, steps, overrides, log_every=100):
+    """Train `method` on point play data; return (trained method, {metric: values per log row})."""
+    import csv
+
+    from autodidact import trainer
+    data = point_play_dataset(tmp_path / "point.npz")
+    run = trainer.new_run(settings(method, tmp_path, data, steps, overrides=overrides, log_every=log_every),
+                          argv=["test"])
+    _, trained, _, step = trainer.load_run(run)
+    assert step == steps
+    with open(run / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    return trained, {k: np.array([float(r[k]) for r in rows]) for k in rows[0]}
+
+
+def goal_batch(n=16, obs_dim=3, action_dim=2, seed=0):
+    """A random batch shaped like GoalSampler's output, as torch tensors (30% goal hits)."""
+    import torch
+    g = torch.Generator().manual_seed(seed)
+    successes = (torch.rand(n, generator=g) < 0.3).float()
+    return {"observations": torch.randn(n, obs_dim, generator=g),
+            "next_observations": torch.randn(n, obs_dim, generator=g),
+            "value_goals": torch.randn(n, obs_dim, generator=g),
+            "actor_goals": torch.randn(n, obs_dim, generator=g),
+            "actions": torch.rand(n, action_dim, generator=g) * 2 - 1,
+            "rewards": successes - 1.0, "masks": 1.0 - successes}

@@ -2,7 +2,6 @@
 world (losses, goal reaching, value ordering), checkpoint/resume, presets and the CLI listing."""
 
 import copy
-import csv
 import json
 import shutil
 import subprocess
@@ -17,7 +16,7 @@ from autodidact import trainer
 from autodidact.methods import get_method
 from autodidact.methods.base import GoalPolicy
 from autodidact.presets import preset_for
-from pointenv import point_play_dataset, rollout_success
+from pointenv import goal_batch, point_play_dataset, rollout_success, settings, train_on_point_play
 
 # alpha=1 is the reference's manipulation value; with the default 0.3 the critic's early action
 # gradients dominate the BC term and the short run here ends before they settle near goals.
@@ -27,31 +26,13 @@ LOG_2PI = float(np.log(2 * np.pi))
 
 
 def _settings(tmp_path, data, steps, out="run", overrides=TINY, **kw):
-    return trainer.TrainSettings(method="gciql", dataset=str(data), out=str(tmp_path / out), steps=steps,
-                                 eval_episodes=0, overrides=overrides, progress=False, **kw)
+    return settings("gciql", tmp_path, data, steps, out=out, overrides=overrides, **kw)
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """One small training run shared by the learning checks (about 25 s on one thread)."""
-    tmp = tmp_path_factory.mktemp("gciql")
-    data = point_play_dataset(tmp / "point.npz")
-    run = trainer.new_run(_settings(tmp, data, steps=800, overrides=LEARN, log_every=100), argv=["test"])
-    _, method, _, step = trainer.load_run(run)
-    assert step == 800
-    rows = list(csv.DictReader(open(run / "metrics.csv")))
-    return method, {k: np.array([float(r[k]) for r in rows]) for k in rows[0]}
-
-
-def _batch(n=16, obs_dim=3, action_dim=2, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    successes = (torch.rand(n, generator=g) < 0.3).float()
-    return {"observations": torch.randn(n, obs_dim, generator=g),
-            "next_observations": torch.randn(n, obs_dim, generator=g),
-            "value_goals": torch.randn(n, obs_dim, generator=g),
-            "actor_goals": torch.randn(n, obs_dim, generator=g),
-            "actions": torch.rand(n, action_dim, generator=g) * 2 - 1,
-            "rewards": successes - 1.0, "masks": 1.0 - successes}
+    return train_on_point_play("gciql", tmp_path_factory.mktemp("gciql"), 800, LEARN)
 
 
 def _tiny_method(**overrides):
@@ -84,7 +65,7 @@ def test_defaults_are_the_references():
 def test_losses_match_the_reference_formulas():
     """As OGBench's gciql.py: V expectile onto min of the target critic heads; both Q heads onto
     r + gamma * m * V(s'); DDPG+BC = -Q(s, clip(mu), g) / mean|Q| - alpha * log pi(a)."""
-    m, b = _tiny_method(), _batch()
+    m, b = _tiny_method(), goal_batch()
     cfg = m.cfg
     obs, nobs, vg, ag, a = (b[k] for k in ("observations", "next_observations", "value_goals", "actor_goals",
                                            "actions"))
@@ -107,7 +88,7 @@ def test_losses_match_the_reference_formulas():
 
 
 def test_awr_option_matches_the_reference_formula():
-    m, b = _tiny_method(actor_loss="awr", alpha=3.0), _batch()
+    m, b = _tiny_method(actor_loss="awr", alpha=3.0), goal_batch()
     obs, ag, a = b["observations"], b["actor_goals"], b["actions"]
     with torch.no_grad():
         adv = torch.minimum(*m.critic(obs, ag, a)) - m.value(obs, ag)
@@ -119,7 +100,7 @@ def test_awr_option_matches_the_reference_formula():
 
 @pytest.mark.parametrize("const_std", [True, False])
 def test_gradients_reach_only_the_networks_the_reference_trains(const_std):
-    m, b = _tiny_method(const_std=const_std), _batch()
+    m, b = _tiny_method(const_std=const_std), goal_batch()
     value_loss, critic_loss, actor_loss, _ = _losses(m, b)
 
     def grads(loss):
@@ -142,7 +123,7 @@ def test_gradients_reach_only_the_networks_the_reference_trains(const_std):
 
 
 def test_update_moves_target_towards_pre_step_critic():
-    m, b = _tiny_method(), _batch()
+    m, b = _tiny_method(), goal_batch()
     before_critic, before_target = copy.deepcopy(m.critic), copy.deepcopy(m.target_critic)
     m.update(b)
     tau = m.cfg.tau

@@ -2,7 +2,6 @@
 goal reaching, value ordering), checkpoint/resume, presets and the CLI listing."""
 
 import copy
-import csv
 import json
 import shutil
 import subprocess
@@ -17,38 +16,20 @@ from autodidact import trainer
 from autodidact.methods import get_method
 from autodidact.methods.base import GoalPolicy
 from autodidact.presets import preset_for
-from pointenv import point_play_dataset, rollout_success
+from pointenv import goal_batch, point_play_dataset, rollout_success, settings, train_on_point_play
 
 LEARN = ("batch_size=256", "actor_hidden_dims=128,128", "value_hidden_dims=128,128")
 TINY = ("batch_size=32", "actor_hidden_dims=32,32", "value_hidden_dims=32,32")
 
 
 def _settings(tmp_path, data, steps, out="run", overrides=TINY, **kw):
-    return trainer.TrainSettings(method="gcivl", dataset=str(data), out=str(tmp_path / out), steps=steps,
-                                 eval_episodes=0, overrides=overrides, progress=False, **kw)
+    return settings("gcivl", tmp_path, data, steps, out=out, overrides=overrides, **kw)
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """One small training run shared by the learning checks (about 20 s on one thread)."""
-    tmp = tmp_path_factory.mktemp("gcivl")
-    data = point_play_dataset(tmp / "point.npz")
-    run = trainer.new_run(_settings(tmp, data, steps=700, overrides=LEARN, log_every=100), argv=["test"])
-    _, method, _, step = trainer.load_run(run)
-    assert step == 700
-    rows = list(csv.DictReader(open(run / "metrics.csv")))
-    return method, {k: np.array([float(r[k]) for r in rows]) for k in rows[0]}
-
-
-def _batch(n=16, obs_dim=3, action_dim=2, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    successes = (torch.rand(n, generator=g) < 0.3).float()
-    return {"observations": torch.randn(n, obs_dim, generator=g),
-            "next_observations": torch.randn(n, obs_dim, generator=g),
-            "value_goals": torch.randn(n, obs_dim, generator=g),
-            "actor_goals": torch.randn(n, obs_dim, generator=g),
-            "actions": torch.rand(n, action_dim, generator=g) * 2 - 1,
-            "rewards": successes - 1.0, "masks": 1.0 - successes}
+    return train_on_point_play("gcivl", tmp_path_factory.mktemp("gcivl"), 700, LEARN)
 
 
 def _tiny_method(**overrides):
@@ -66,7 +47,7 @@ def test_losses_match_the_reference_formulas():
     """Value loss as OGBench's gcivl.py writes it, head by head: expectile weight from the target
     advantage (min target at s', mean target at s), squared error of each online head onto its own
     target head; AWR actor on the online value's V(s', g) - V(s, g)."""
-    m, b = _tiny_method(), _batch()
+    m, b = _tiny_method(), goal_batch()
     cfg = m.cfg
     with torch.no_grad():
         tv = lambda o, g: m.target_value(o, g)  # noqa: E731
@@ -93,7 +74,7 @@ def test_losses_match_the_reference_formulas():
 def test_update_gradients_and_target_follow_the_reference():
     """The actor loss does not train the value, the value loss does not train the actor, and the
     target moves towards the value weights from before the step (as the reference's update)."""
-    m, b = _tiny_method(), _batch()
+    m, b = _tiny_method(), goal_batch()
     value_loss, _ = m.value_loss(b)
     value_loss.backward()
     assert all(p.grad is None or not p.grad.any() for p in m.actor.parameters())

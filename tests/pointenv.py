@@ -77,3 +77,29 @@ def goal_batch(n=16, obs_dim=3, action_dim=2, seed=0):
             "actor_goals": torch.randn(n, obs_dim, generator=g),
             "actions": torch.rand(n, action_dim, generator=g) * 2 - 1,
             "rewards": successes - 1.0, "masks": 1.0 - successes}
+
+
+def assert_resume_matches_uninterrupted(method, tmp_path, overrides, steps=40, every=10):
+    """Train `steps` in one go, and `steps // 2` then resume to `steps` from the checkpoint before
+    the last (so steps are replayed after a restore too); the final weights must be identical.
+    Returns the final weights for method-specific checks."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file
+
+    from autodidact import trainer
+    data = point_play_dataset(tmp_path / "point.npz", episodes=5)
+    full = trainer.new_run(settings(method, tmp_path, data, steps, out="full", overrides=overrides,
+                                    checkpoint_every=every), argv=["x"])
+    half = steps // 2
+    part = trainer.new_run(settings(method, tmp_path, data, half, out="part", overrides=overrides,
+                                    checkpoint_every=every), argv=["x"])
+    shutil.rmtree(part / "checkpoints" / f"step_{half:08d}")
+    (part / "checkpoints" / "latest.json").unlink()
+    trainer.resume_run(part, argv=["resume"], steps=steps, progress=False)
+    a, b = (load_file(r / "checkpoints" / f"step_{steps:08d}" / "model.safetensors") for r in (full, part))
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    return a

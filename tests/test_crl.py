@@ -1,7 +1,6 @@
 """CRL: the contrastive loss against the reference's formulation, learning on the point world, resume, presets."""
 
 import csv
-import shutil
 import subprocess
 import sys
 
@@ -9,13 +8,12 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
 
 from autodidact import trainer
 from autodidact.methods.base import GoalPolicy
 from autodidact.methods.crl import CRL
 from autodidact.presets import preset_for
-from pointenv import point_play_dataset, rollout_success
+from pointenv import assert_resume_matches_uninterrupted, point_play_dataset, rollout_success
 
 # discount 0.9: geometric positives ~10 steps ahead; at 0.99 they would mostly be the end of these
 # 60-step episodes (OGBench episodes are 1000 steps long).
@@ -88,26 +86,8 @@ def test_critic_ranks_states_nearer_the_goal_higher(trained):
             assert spearman > 0.9, (goal, v)
 
 
-def _weights(run, step):
-    return load_file(run / "checkpoints" / f"step_{step:08d}" / "model.safetensors")
-
-
 def test_resume_matches_uninterrupted(tmp_path):
-    data = point_play_dataset(tmp_path / "point.npz", episodes=5)
-    small = ("batch_size=64", "actor_hidden_dims=32,32", "value_hidden_dims=32,32", "latent_dim=16")
-
-    def settings(out, steps):
-        return trainer.TrainSettings(method="crl", dataset=str(data), out=str(tmp_path / out), steps=steps,
-                                     eval_episodes=0, checkpoint_every=20, overrides=small, progress=False)
-    full = trainer.new_run(settings("full", 60), argv=["x"])
-    part = trainer.new_run(settings("part", 30), argv=["x"])
-    shutil.rmtree(part / "checkpoints" / "step_00000030")
-    (part / "checkpoints" / "latest.json").unlink()
-    trainer.resume_run(part, argv=["resume"], steps=60, progress=False)
-    a, b = _weights(full, 60), _weights(part, 60)
-    assert a.keys() == b.keys()
-    for k in a:
-        assert torch.equal(a[k], b[k]), k
+    assert_resume_matches_uninterrupted("crl", tmp_path, ("batch_size=64", "actor_hidden_dims=32,32", "value_hidden_dims=32,32", "latent_dim=16"), steps=60, every=20)
 
 
 def test_presets_and_listing():

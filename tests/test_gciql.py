@@ -3,20 +3,18 @@ world (losses, goal reaching, value ordering), checkpoint/resume, presets and th
 
 import copy
 import json
-import shutil
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import load_file
 
 from autodidact import trainer
 from autodidact.methods import get_method
 from autodidact.methods.base import GoalPolicy
 from autodidact.presets import preset_for
-from pointenv import goal_batch, point_play_dataset, rollout_success, settings, train_on_point_play
+from pointenv import assert_resume_matches_uninterrupted, goal_batch, point_play_dataset, rollout_success, settings, train_on_point_play
 
 # alpha=1 is the reference's manipulation value; with the default 0.3 the critic's early action
 # gradients dominate the BC term and the short run here ends before they settle near goals.
@@ -175,25 +173,10 @@ def test_value_ranks_states_nearer_the_goal_higher(trained):
     assert concordant > 0.95, v.round(2)
 
 
-def _final_weights(run):
-    return load_file(run / "checkpoints" / "step_00000040" / "model.safetensors")
-
-
 def test_resume_matches_uninterrupted(tmp_path):
-    data = point_play_dataset(tmp_path / "point.npz", episodes=5)
     # const_std=False draws actor noise from the torch RNG, so the resume must restore it too.
-    ov = TINY + ("const_std=false",)
-    full = trainer.new_run(_settings(tmp_path, data, steps=40, out="full", checkpoint_every=10, overrides=ov),
-                           argv=["x"])
-    part = trainer.new_run(_settings(tmp_path, data, steps=20, out="part", checkpoint_every=10, overrides=ov),
-                           argv=["x"])
-    shutil.rmtree(part / "checkpoints" / "step_00000020")
-    (part / "checkpoints" / "latest.json").unlink()
-    trainer.resume_run(part, argv=["resume"], steps=40, progress=False)
-    a, b = _final_weights(full), _final_weights(part)
-    assert a.keys() == b.keys() and any(k.startswith("target_critic.") for k in a)
-    for k in a:
-        assert torch.equal(a[k], b[k]), k
+    a = assert_resume_matches_uninterrupted("gciql", tmp_path, TINY + ("const_std=false",))
+    assert any(k.startswith("target_critic.") for k in a)
     assert not torch.equal(a["critic.net.net.0.weight"], a["target_critic.net.net.0.weight"])
 
 

@@ -96,7 +96,10 @@ def new_run(s: TrainSettings, argv=None):
     """Create the run directory for settings `s`, then train."""
     s.validate()
     out = Path(s.out)
-    if (out / "run.json").exists():
+    world, rank = _dist_info()
+    # Only rank 0 checks: it writes run.json, and another rank could otherwise see that file and
+    # take this very run for an old one. If rank 0 refuses, torchrun stops the other ranks.
+    if rank == 0 and (out / "run.json").exists():
         raise UserError(f"{out}: a run already exists there; continue it with "
                         f"`autodidact train --resume {out}` or choose another --out")
     cls = get_method(s.method)
@@ -120,7 +123,6 @@ def new_run(s: TrainSettings, argv=None):
         "obs_shape": list(dataset.obs_shape), "action_dim": dataset.action_dim,
         "config": {"type": cls.name, **cfglib.to_dict(cfg)},
     }
-    world, rank = _dist_info()
     if rank == 0:
         try:
             out.mkdir(parents=True, exist_ok=True)

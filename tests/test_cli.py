@@ -105,3 +105,13 @@ def test_convert_uncompressed_is_memory_mapped(workdir, tmp_path):
         run("convert", str(src), str(out), "--layout", layout)
         assert np.array_equal(load(out).observations, a.observations)
     assert run("convert", str(src), str(src), check=False).returncode == 2
+
+
+def test_bench_reports_speed_as_table_and_json(workdir, tmp_path):
+    out = tmp_path / "bench.json"
+    proc = run("bench", "--method", "gcbc", "--dataset", str(workdir / "data" / f"{NAME}.npz"), "--steps", "3",
+               "--warmup", "1", "--set", "batch_size=16", "--set", "actor_hidden_dims=16", "--json", str(out))
+    assert "training steps/s" in proc.stdout and "of this machine's" in proc.stdout
+    result = json.loads(out.read_text())
+    assert result["method"] == "gcbc" and result["steps_per_s"] > 0 and result["sampler_batches_per_s"] > 0
+    assert result["update_gflop"] > 0 and result["peak_memory_mb"] > 0

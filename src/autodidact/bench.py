@@ -8,13 +8,13 @@ presets, then `--set` overrides), so the numbers describe the run `train` would 
 import resource
 import time
 
-import numpy as np
 import torch
 
 from autodidact import config as cfglib
 from autodidact.data.dataset import load
 from autodidact.methods import get_method
 from autodidact.presets import preset_for
+from autodidact.trainer import to_tensors
 
 
 def _update_flops(method, batch):
@@ -56,9 +56,6 @@ def bench(method_name, dataset_path, steps=50, warmup=10, overrides=(), seed=0, 
     sampler = method.make_sampler(ds, seed)
     bs = cfg.batch_size
 
-    def to_device(b):
-        return {k: torch.from_numpy(np.ascontiguousarray(v)).to(device).float() for k, v in b.items()}
-
     for _ in range(warmup):
         sampler.sample(bs)
     t = time.perf_counter()
@@ -68,15 +65,15 @@ def bench(method_name, dataset_path, steps=50, warmup=10, overrides=(), seed=0, 
     sampler_rate = n_sample / (time.perf_counter() - t)
 
     for _ in range(warmup):
-        method.update(to_device(sampler.sample(bs)))
+        method.update(to_tensors(sampler.sample(bs), device))
     _sync(device)
     t = time.perf_counter()
     for _ in range(steps):
-        method.update(to_device(sampler.sample(bs)))
+        method.update(to_tensors(sampler.sample(bs), device))
     _sync(device)
     steps_per_s = steps / (time.perf_counter() - t)
 
-    flops = _update_flops(method, to_device(sampler.sample(bs)))
+    flops = _update_flops(method, to_tensors(sampler.sample(bs), device))
     rate = matmul_rate(device=device)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     if device.type == "cuda":

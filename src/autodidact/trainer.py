@@ -194,6 +194,12 @@ class CsvLog:
             f.flush()
 
 
+def to_tensors(batch, device):
+    """A sampler's numpy batch as float32 tensors on `device` (no copy on CPU for float32 arrays)."""
+    return {k: torch.from_numpy(np.ascontiguousarray(v)).to(device, non_blocking=True).float()
+            for k, v in batch.items()}
+
+
 def _train(run_dir, run_cfg, dataset, device_name, progress, resume):
     world, rank = _dist_info()
     if world > 1 and not dist.is_initialized():
@@ -234,8 +240,7 @@ def _train(run_dir, run_cfg, dataset, device_name, progress, resume):
     method.train()
     for step in range(start + 1, total + 1):
         t0 = time.perf_counter()
-        batch = {k: torch.from_numpy(np.ascontiguousarray(v)).to(device, non_blocking=True).float()
-                 for k, v in sampler.sample(bs).items()}
+        batch = to_tensors(sampler.sample(bs), device)
         sample_time += time.perf_counter() - t0
         info = method.update(batch)
         for k, v in info.items():

@@ -87,7 +87,7 @@ class _EnvSlot:
     def step(self, action):
         if self._own_global_rng:
             np.random.set_state(self._global_rng)
-        ob, _, terminated, truncated, info = self.env.step(action)
+        ob, reward, terminated, truncated, info = self.env.step(action)
         if self._own_global_rng:
             self._global_rng = np.random.get_state()
         self.t += 1
@@ -95,7 +95,7 @@ class _EnvSlot:
         frame = None
         if self.record and (self.t % VIDEO_FRAME_SKIP == 0 or done):
             frame = np.array(self.env.render())  # copy: renderers reuse their buffer
-        return ob, done, float(info.get("success", 0.0)), frame
+        return ob, done, float(info.get("success", 0.0)), float(reward), frame
 
     def close(self):
         self.env.close()
@@ -113,7 +113,7 @@ class _LocalPool:
         return [self.slots[s].reset(episode) for s, episode in assignments]
 
     def step(self, assignments):
-        """[(slot, action)] -> [(ob, done, success, frame)]"""
+        """[(slot, action)] -> [(ob, done, success, reward, frame)]"""
         return [self.slots[s].step(action) for s, action in assignments]
 
     def close(self):
@@ -221,12 +221,14 @@ def _as_numpy(actions):
 def _run_episodes(pool, num_slots, episodes, policy, on_done):
     """Run `episodes` on `num_slots` env slots in lockstep, one batched policy call per step.
 
-    on_done(episode, success, frames) is called as each episode ends; frames (for recorded episodes)
-    is (goal_frame or None, [frame, ...]).
+    on_done(episode, success, episode_return, frames) is called as each episode ends; frames (for
+    recorded episodes) is (goal_frame or None, [frame, ...]); episode_return is the undiscounted sum
+    of the env's rewards (meaningful for reward-carrying envs such as OGBench's `-singletask` ones).
     """
     queue = collections.deque(episodes)
     current = [None] * num_slots  # the episode each slot runs, None once the queue ran dry
     frames = {}
+    returns = np.zeros(num_slots)
     batch = {}  # 'obs', 'goals': [num_slots, *shape] arrays, allocated from the first reset
     policy_reset = getattr(policy, "reset", None)
 
@@ -247,6 +249,7 @@ def _run_episodes(pool, num_slots, episodes, policy, on_done):
                     dtype = np.float32 if np.issubdtype(x.dtype, np.floating) else x.dtype
                     batch[key] = np.zeros((num_slots, *x.shape), dtype=dtype)
             batch["obs"][s], batch["goals"][s] = ob, goal
+            returns[s] = 0.0
             started[s] = True
             if episode.record:
                 frames[episode] = (goal_frame, [])
@@ -265,13 +268,14 @@ def _run_episodes(pool, num_slots, episodes, policy, on_done):
         active = [s for s in range(num_slots) if current[s] is not None]
         results = pool.step([(s, actions[s]) for s in active])
         finished = []
-        for s, (ob, done, success, frame) in zip(active, results):
+        for s, (ob, done, success, reward, frame) in zip(active, results):
             batch["obs"][s] = ob
+            returns[s] += reward
             episode = current[s]
             if frame is not None:
                 frames[episode][1].append(frame)
             if done:
-                on_done(episode, success, frames.pop(episode, None))
+                on_done(episode, success, float(returns[s]), frames.pop(episode, None))
                 current[s] = None
                 finished.append(s)
         start(finished)
@@ -324,7 +328,8 @@ def evaluate(
         video_name: video file name without extension; default the env name.
 
     Returns:
-        {"env", "episodes_per_task", "tasks": [{"task_id", "task_name", "success", "episodes"}],
+        {"env", "episodes_per_task",
+         "tasks": [{"task_id", "task_name", "success", "episodes", "return" (mean), "returns" (per episode)}],
          "overall_success" (mean over tasks, as OGBench reports it), "video" (path or None)}
     """
     if video_format not in VIDEO_FORMATS:
@@ -356,14 +361,16 @@ def evaluate(
     from tqdm.auto import tqdm
 
     successes = collections.defaultdict(list)
+    returns = collections.defaultdict(list)
     videos = {}
     bar = tqdm(total=len(counted) + len(recorded), desc=f"eval {env_name}", unit="ep", disable=not progress)
 
-    def on_done(episode, success, frames):
+    def on_done(episode, success, episode_return, frames):
         if episode.record:
             videos[episode] = frames
         else:
             successes[episode.task_id].append(success)
+            returns[episode.task_id].append((episode.index, episode_return))
         bar.update(1)
 
     caller_rng = np.random.get_state()  # resets reseed numpy's global RNG; give the caller theirs back
@@ -392,6 +399,8 @@ def evaluate(
             "task_name": names[task_id - 1],
             "success": float(np.mean(successes[task_id])) if successes[task_id] else float("nan"),
             "episodes": len(successes[task_id]),
+            "return": float(np.mean([r for _, r in returns[task_id]])) if returns[task_id] else float("nan"),
+            "returns": [r for _, r in sorted(returns[task_id])],  # in episode order
         }
         for task_id in tasks
     ]

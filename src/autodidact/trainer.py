@@ -277,6 +277,11 @@ def _train(run_dir, run_cfg, dataset, device_name, progress, resume):
     bar.close()
     if writer is not None:
         writer.close()
+    if rank == 0:
+        method.eval()
+        with torch.no_grad():
+            for path in method.write_figures(run_dir, dataset):
+                _log(rank, f"wrote {path}")
     if world > 1:
         dist.barrier()
     return run_dir

@@ -42,6 +42,11 @@ class Method(nn.Module):
     def optimizers(self) -> dict:
         return {}
 
+    def write_figures(self, run_dir, dataset) -> list:
+        """Figures of what this method learned (e.g. a representation's 2-D projection), written
+        into `run_dir` when training ends; returns the paths written. Most methods have none."""
+        return []
+
     # ------------------------------------------------------------ shared
     def flat(self, x):
         """Observations of any shape -> [B, obs_dim] float32."""

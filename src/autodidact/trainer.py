@@ -311,13 +311,12 @@ def _log(rank, msg):
 def run_evaluation(method, run_cfg, episodes, video_dir=None, progress=True, seed=None, max_episode_steps=None):
     """Evaluate `method` on its run's environment with OGBench's tasks."""
     from autodidact.evaluate import evaluate
-    from autodidact.methods.base import GoalPolicy
     if not run_cfg.get("env"):
         raise UserError(f"dataset {run_cfg['dataset']} has no known environment to evaluate in "
                         "(name it like an OGBench dataset, e.g. pointmaze-medium-navigate-v0.npz)")
     seed = run_cfg["seed"] if seed is None else seed
     method_device = next(method.parameters()).device
-    policy = GoalPolicy(method.cpu(), temperature=0.0, seed=seed)
+    policy = method.cpu().make_policy(temperature=0.0, seed=seed)
     try:
         return evaluate(run_cfg["env"], policy, episodes_per_task=episodes, seed=seed,
                         video_dir=video_dir, progress=progress, max_episode_steps=max_episode_steps)

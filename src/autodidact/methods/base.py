@@ -42,6 +42,11 @@ class Method(nn.Module):
     def optimizers(self) -> dict:
         return {}
 
+    def make_policy(self, temperature=0.0, seed=0):
+        """The object the evaluator drives (`act(obs, goals)`, optional `reset(mask)`). Methods with
+        per-episode state (a plan latent held for k steps, a subgoal) return their own."""
+        return GoalPolicy(self, temperature=temperature, seed=seed)
+
     def write_figures(self, run_dir, dataset) -> list:
         """Figures of what this method learned (e.g. a representation's 2-D projection), written
         into `run_dir` when training ends; returns the paths written. Most methods have none."""

@@ -3,6 +3,7 @@
 Pointmaze episodes are cut short with `max_episode_steps` wherever the test allows, to stay fast.
 """
 
+import json
 import os
 
 import numpy as np
@@ -186,3 +187,48 @@ def test_manipulation_env_in_worker_processes():
                       max_episode_steps=3, vector_mode="subprocess")
     assert [t["episodes"] for t in result["tasks"]] == [1, 1]
     assert policy.masks[0].shape == (2,)
+
+
+class GoalSeeker:
+    """Moves the effector toward the goal's cube position; records what it sees."""
+
+    def __init__(self):
+        self.seen = []
+
+    def act(self, observations, goals):
+        self.seen.append(np.concatenate([observations, goals], 1))
+        actions = np.zeros((len(observations), 5))
+        actions[:, :3] = np.tanh(goals[:, 19:22] - observations[:, 12:15])
+        return actions
+
+
+def test_env_cache_reuses_envs_and_matches_fresh_envs(monkeypatch):
+    from autodidact import evaluate as ev
+
+    def run():
+        policy = GoalSeeker()
+        result = evaluate("cube-single-v0", policy, episodes_per_task=2, tasks=[1, 3], num_envs=2, seed=5,
+                          progress=False, max_episode_steps=10, perturb="both@4")
+        return result, np.stack(policy.seen)
+
+    ev.clear_env_cache()
+    first, seen = run()
+    (key, slots), = ev._ENV_CACHE.items()
+    assert key == ("cube-single-v0", (("max_episode_steps", 10),)) and len(slots) == 2
+    with monkeypatch.context() as m:  # the second call builds no env
+        m.setattr(ev, "make_env", lambda *a, **k: pytest.fail("built an env despite the cache"))
+        second, seen_again = run()
+    assert [id(s) for s in ev._ENV_CACHE[key]] == [id(s) for s in slots]
+    assert json.dumps(second) == json.dumps(first)  # (NaN != NaN, so compare as text)
+    assert np.array_equal(seen_again, seen)
+    # Fresh envs see the same goals and states: resets seed everything, the settle steps that
+    # OGBench's resets take before recording the goal included.
+    ev.clear_env_cache()
+    assert not ev._ENV_CACHE
+    third, seen_fresh = run()
+    assert json.dumps(third) == json.dumps(first) and np.array_equal(seen_fresh, seen)
+    # Bounded: the least recently used env id gives up its envs first.
+    monkeypatch.setattr(ev, "ENV_CACHE_MAX_ENVS", 3)
+    evaluate(MAZE, ZeroPolicy(), episodes_per_task=1, tasks=[1, 2], num_envs=2, progress=False, max_episode_steps=2)
+    assert [len(s) for s in ev._ENV_CACHE.values()] == [1, 2] and list(ev._ENV_CACHE)[1][0] == MAZE
+    ev.clear_env_cache()

@@ -11,22 +11,44 @@ Departures, both for speed on small CPU boxes:
   a slot that finished while others still run keeps its last observation (its actions are dropped),
   so batch shapes never change within a run.
 - Every episode has its own seed, derived from (seed, task id, episode index), so a result does not
-  depend on how many envs run at once or in which order episodes finish.
+  depend on how many envs run at once or in which order episodes finish. Resets also seed the
+  action space OGBench's resets sample "settle" steps from (envs.seed_reset_sampling): without
+  that, antmaze and manipulation goals differ between runs with the same seed.
+- The lockstep envs are kept between calls (per env id and time limit, `ENV_CACHE_MAX_ENVS` at
+  most; `clear_env_cache()` closes them): building a manipulation env takes ~2 s and the
+  trainer evaluates every few thousand steps. Every episode is reset with its own seed, so a
+  reused env gives the same result as a fresh one. Subprocess workers and video envs are not kept.
+
+Perturbation mode (`perturb=`): once per counted or video episode the object or the agent is
+displaced (envs.perturb: a cube moved across the table, the arm thrown to a random pose, a maze
+agent teleported a few cells away), at a step drawn from the episode's own seed or at its first
+success. It measures the claim of Play-LMP (Lynch et al. 2019, arXiv:1903.01973) that
+play-supervised policies "are more robust to perturbations and exhibit retrying-till-success":
+whether a policy recovers when the world does not go as planned. The policy is not told; it sees
+the displaced state at its next call. Since OGBench ends an episode at its first success, a
+perturbation at a step can only hit episodes that have not succeeded yet; `at='success'` instead
+undoes each first success (the episode goes on) and counts how many are achieved again.
 """
 
+import atexit
 import collections
 import importlib.util
+import math
 import multiprocessing
 import os
 import sys
 import tempfile
 import traceback
 import warnings
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 
-from autodidact.envs import make_env, task_ids, task_names
+from autodidact.envs import (
+    PERTURB_TARGETS, check_perturb_target, goal_reached, make_env, perturb as perturb_env, seed_reset_sampling,
+    task_ids, task_names, time_limit,
+)
 from autodidact.errors import UserError
 
 VIDEO_FRAME_SKIP = 3  # render every 3rd step (and the last), as OGBench does
@@ -43,6 +65,94 @@ VIDEO_FORMATS = ("mp4", "gif")
 # is idle. Per-step CPU accounting (parent ~65 us, each worker about as much as a lockstep step)
 # suggests up to ~1.7x for cube on an otherwise idle 2-core box, hence vector_mode='subprocess'.
 DEFAULT_NUM_ENVS = 16  # enough to amortize the policy call; more only costs env construction
+# Idle lockstep envs kept between calls: one env id at the default 16 envs (0 disables the cache).
+# A manipulation env holds ~150 MB (its meshes and textures, twice: scene and IK model), so 16 cube
+# envs keep ~2.4 GB alive; building them again costs ~2 s each on the 2-core dev box.
+ENV_CACHE_MAX_ENVS = 16
+
+# Default perturbation time: uniform over 10%-30% of the time limit. Competent policies finish
+# OGBench tasks well within the limit (the pointmaze-medium oracle needs ~160 of 1000 steps, the
+# scripted cube oracle ~100 of 200), so a later window would mostly find episodes already over.
+DEFAULT_PERTURB_WINDOW = (0.1, 0.3)
+_PERTURB_STEP_STREAM, _PERTURB_STATE_STREAM = 1, 2  # per-episode RNG streams, derived from its seed
+_PERTURB_MARK_STEPS = 2 * VIDEO_FRAME_SKIP  # video frames this soon after a perturbation get a red border
+
+
+@dataclass(frozen=True)
+class Perturbation:
+    """What to displace once per episode, and when (see the module docstring and envs.perturb).
+
+    target: 'object', 'arm' (= 'agent': the arm, or a maze's agent) or 'both'.
+    at: (lo, hi) fractions of the time limit (the step is uniform in between, drawn per episode),
+        a step number, or 'success' (at the episode's first success, which then does not end it).
+    cells: mazes only: how many corridor cells away at most the agent (or ball) lands.
+    """
+
+    target: str = "object"
+    at: object = DEFAULT_PERTURB_WINDOW
+    cells: int = 2
+
+    def __post_init__(self):
+        if self.target not in PERTURB_TARGETS:
+            raise UserError(f"perturbation target must be one of {', '.join(PERTURB_TARGETS)}; got '{self.target}'")
+        at = self.at
+        if isinstance(at, list):
+            at = tuple(at)
+        ok = isinstance(at, str) and at == "success"
+        if isinstance(at, (int, np.integer)) and not isinstance(at, bool):
+            at, ok = int(at), int(at) >= 1
+        elif isinstance(at, tuple) and len(at) == 2 and all(isinstance(x, (int, float)) for x in at):
+            at = (float(at[0]), float(at[1]))
+            ok = 0.0 <= at[0] <= at[1] <= 1.0
+        if not ok:
+            raise UserError(f"perturbation time must be 'success', a step >= 1 or a window (lo, hi) with "
+                            f"0 <= lo <= hi <= 1 (fractions of the time limit); got {self.at!r}")
+        object.__setattr__(self, "at", at)
+        if isinstance(self.cells, bool) or not isinstance(self.cells, (int, np.integer)) or self.cells < 1:
+            raise UserError(f"perturbation cells must be an integer >= 1; got {self.cells!r}")
+
+    @classmethod
+    def parse(cls, spec, cells=2):
+        """'TARGET[@WHEN]', WHEN = 'success', a step ('50'), a fraction ('0.2') or a window ('0.1-0.3')."""
+        target, _, when = str(spec).partition("@")
+        if not when:
+            return cls(target, cells=cells)
+        try:
+            if when == "success":
+                at = when
+            elif "-" in when:
+                lo, hi = when.split("-", 1)
+                at = (float(lo), float(hi))
+            elif when.isdigit():
+                at = int(when)
+            else:
+                at = (float(when), float(when))
+        except ValueError:
+            raise UserError(f"perturbation '{spec}': WHEN must be 'success', a step (e.g. 50) or a fraction "
+                            f"window of the time limit (e.g. 0.1-0.3)") from None
+        return cls(target, at, cells)
+
+    def plan(self, episode_seed, limit):
+        """This episode's perturbation: when (None: at its first success), what, how far."""
+        step = None
+        if isinstance(self.at, int):
+            step = self.at
+        elif self.at != "success":
+            lo = max(1, math.ceil(self.at[0] * limit))
+            hi = max(lo, min(limit - 1, math.floor(self.at[1] * limit)))
+            rng = np.random.default_rng([episode_seed, _PERTURB_STEP_STREAM])
+            step = int(rng.integers(lo, hi + 1))
+        return _PerturbPlan(self.target, step, int(self.cells))
+
+    def as_dict(self):
+        return {"target": self.target, "at": list(self.at) if isinstance(self.at, tuple) else self.at,
+                "cells": int(self.cells)}
+
+
+class _PerturbPlan(NamedTuple):
+    target: str
+    step: int  # after this many env steps; None: at the first success
+    cells: int
 
 
 class _Episode(NamedTuple):
@@ -50,6 +160,14 @@ class _Episode(NamedTuple):
     index: int  # 0-based within its task; video episodes come after the counted ones
     seed: int
     record: bool  # a video episode: render frames, not counted
+    perturb: _PerturbPlan = None
+
+
+class _Outcome(NamedTuple):
+    """How an episode went, besides success and return."""
+    steps: int
+    perturbed_at: int  # the step after which the perturbation happened; None if it did not
+    undone: bool  # the perturbation turned an achieved goal into an unachieved one
 
 
 def _episode_seed(seed, task_id, index):
@@ -70,9 +188,11 @@ class _EnvSlot:
         self._global_rng = None
         self.record = False
         self.t = 0
+        self.plan, self._perturb_rng, self.perturbed_at, self.undone = None, None, None, False
 
     def reset(self, episode):
         np.random.seed(episode.seed)
+        seed_reset_sampling(self.env, episode.seed)
         ob, info = self.env.reset(
             seed=episode.seed, options=dict(task_id=episode.task_id, render_goal=episode.record)
         )
@@ -81,31 +201,93 @@ class _EnvSlot:
         if info.get("goal") is None:
             raise UserError(f"{self.env.spec.id}: reset gave no goal (info['goal']); not an OGBench task env")
         self.record, self.t = episode.record, 0
+        self.plan, self.perturbed_at, self.undone = episode.perturb, None, False
+        if self.plan is not None:
+            self._perturb_rng = np.random.default_rng([episode.seed, _PERTURB_STATE_STREAM])
         goal_frame = info.get("goal_rendered") if episode.record else None
         return ob, info["goal"], goal_frame
 
     def step(self, action):
+        """-> (ob, done, success, reward, frame or None, _Outcome once done else None)"""
         if self._own_global_rng:
             np.random.set_state(self._global_rng)
         ob, reward, terminated, truncated, info = self.env.step(action)
         if self._own_global_rng:
             self._global_rng = np.random.get_state()
         self.t += 1
+        success = float(info.get("success", 0.0))
+        perturbed_now = False
+        if self.plan is not None and self.perturbed_at is None and not truncated:
+            if self.plan.step is None:  # at the first success, which then does not end the episode
+                perturbed_now = bool(terminated and success > 0)
+            else:  # unless the episode just ended with a success
+                perturbed_now = self.t == self.plan.step and not terminated
+            if perturbed_now:
+                achieved = goal_reached(self.env)
+                ob = perturb_env(self.env, self.plan.target, self._perturb_rng, self.plan.cells)
+                self.undone = achieved and not goal_reached(self.env)
+                self.perturbed_at, terminated = self.t, False
         done = bool(terminated or truncated)
         frame = None
-        if self.record and (self.t % VIDEO_FRAME_SKIP == 0 or done):
+        if self.record and (self.t % VIDEO_FRAME_SKIP == 0 or done or perturbed_now):
             frame = np.array(self.env.render())  # copy: renderers reuse their buffer
-        return ob, done, float(info.get("success", 0.0)), float(reward), frame
+            if self.perturbed_at is not None and self.t - self.perturbed_at < _PERTURB_MARK_STEPS:
+                _red_border(frame)
+        outcome = _Outcome(self.t, self.perturbed_at, self.undone) if done else None
+        return ob, done, success, float(reward), frame, outcome
 
     def close(self):
         self.env.close()
 
 
-class _LocalPool:
-    """All slots in this process, stepped one after another."""
+def _red_border(frame, width=3):
+    red = np.array([255, 0, 0], dtype=frame.dtype)
+    for edge in (frame[:width], frame[-width:], frame[:, :width], frame[:, -width:]):
+        edge[..., :3] = red
 
-    def __init__(self, env_name, env_kwargs, num_slots):
-        self.slots = [_EnvSlot(env_name, env_kwargs) for _ in range(num_slots)]
+
+# Idle lockstep env slots kept between evaluate() calls: (env id, sorted env kwargs) -> [_EnvSlot],
+# least recently used first.
+_ENV_CACHE = collections.OrderedDict()
+
+
+def clear_env_cache():
+    """Close the envs evaluate() keeps between calls (also done at interpreter exit)."""
+    while _ENV_CACHE:
+        _, slots = _ENV_CACHE.popitem(last=False)
+        for slot in slots:
+            try:
+                slot.close()
+            except Exception:  # at interpreter exit, mujoco may already be half torn down
+                pass
+
+
+atexit.register(clear_env_cache)
+
+
+def _cache_key(env_name, env_kwargs):
+    return env_name, tuple(sorted(env_kwargs.items()))
+
+
+class _LocalPool:
+    """All slots in this process, stepped one after another.
+
+    With `cache`, slots come from the idle-env cache where it has them, and go back there on
+    close(reuse=True).
+    """
+
+    def __init__(self, env_name, env_kwargs, num_slots, cache=False):
+        self.key = _cache_key(env_name, env_kwargs) if cache else None
+        idle = _ENV_CACHE.pop(self.key, []) if cache else []
+        if len(idle) > num_slots:
+            _ENV_CACHE[self.key] = idle[num_slots:]
+        self.slots = idle[:num_slots]
+        try:
+            while len(self.slots) < num_slots:
+                self.slots.append(_EnvSlot(env_name, env_kwargs))
+        except BaseException:
+            self.close(reuse=True)
+            raise
         self.discrete = self.slots[0].discrete
 
     def reset(self, assignments):
@@ -113,12 +295,28 @@ class _LocalPool:
         return [self.slots[s].reset(episode) for s, episode in assignments]
 
     def step(self, assignments):
-        """[(slot, action)] -> [(ob, done, success, reward, frame)]"""
+        """[(slot, action)] -> [(ob, done, success, reward, frame, outcome)]"""
         return [self.slots[s].step(action) for s, action in assignments]
 
-    def close(self):
-        for slot in self.slots:
-            slot.close()
+    def close(self, reuse=True):
+        """Close the envs, or with a cache and `reuse`, keep them for the next pool."""
+        if self.key is None or not reuse:
+            for slot in self.slots:
+                slot.close()
+            return
+        slots = _ENV_CACHE.pop(self.key, []) + self.slots
+        _ENV_CACHE[self.key] = slots  # most recently used last
+        excess = sum(len(v) for v in _ENV_CACHE.values()) - ENV_CACHE_MAX_ENVS
+        while excess > 0:
+            key, old = next(iter(_ENV_CACHE.items()))
+            drop, keep = old[:excess], old[excess:]
+            for slot in drop:
+                slot.close()
+            if keep:
+                _ENV_CACHE[key] = keep
+            else:
+                del _ENV_CACHE[key]
+            excess -= len(drop)
 
 
 def _worker(conn, env_name, env_kwargs, num_slots):
@@ -200,7 +398,7 @@ class _SubprocPool:
     def step(self, assignments):
         return self._call("step", assignments)
 
-    def close(self):
+    def close(self, reuse=True):  # noqa: ARG002  (workers exit; nothing to keep)
         for conn in self.conns:
             try:
                 conn.send(("close", None))
@@ -221,9 +419,10 @@ def _as_numpy(actions):
 def _run_episodes(pool, num_slots, episodes, policy, on_done):
     """Run `episodes` on `num_slots` env slots in lockstep, one batched policy call per step.
 
-    on_done(episode, success, episode_return, frames) is called as each episode ends; frames (for
-    recorded episodes) is (goal_frame or None, [frame, ...]); episode_return is the undiscounted sum
-    of the env's rewards (meaningful for reward-carrying envs such as OGBench's `-singletask` ones).
+    on_done(episode, success, episode_return, frames, outcome) is called as each episode ends;
+    frames (for recorded episodes) is (goal_frame or None, [frame, ...]); episode_return is the
+    undiscounted sum of the env's rewards (meaningful for reward-carrying envs such as OGBench's
+    `-singletask` ones); outcome is an _Outcome.
     """
     queue = collections.deque(episodes)
     current = [None] * num_slots  # the episode each slot runs, None once the queue ran dry
@@ -268,14 +467,14 @@ def _run_episodes(pool, num_slots, episodes, policy, on_done):
         active = [s for s in range(num_slots) if current[s] is not None]
         results = pool.step([(s, actions[s]) for s in active])
         finished = []
-        for s, (ob, done, success, reward, frame) in zip(active, results):
+        for s, (ob, done, success, reward, frame, outcome) in zip(active, results):
             batch["obs"][s] = ob
             returns[s] += reward
             episode = current[s]
             if frame is not None:
                 frames[episode][1].append(frame)
             if done:
-                on_done(episode, success, float(returns[s]), frames.pop(episode, None))
+                on_done(episode, success, float(returns[s]), frames.pop(episode, None), outcome)
                 current[s] = None
                 finished.append(s)
         start(finished)
@@ -284,7 +483,7 @@ def _run_episodes(pool, num_slots, episodes, policy, on_done):
 def _make_pool(env_name, env_kwargs, num_slots, vector_mode):
     if vector_mode == "subprocess":
         return _SubprocPool(env_name, env_kwargs, num_slots, num_workers=os.cpu_count() or 1)
-    return _LocalPool(env_name, env_kwargs, num_slots)
+    return _LocalPool(env_name, env_kwargs, num_slots, cache=True)
 
 
 def evaluate(
@@ -303,6 +502,7 @@ def evaluate(
     vector_mode="lockstep",
     video_size=None,
     video_name=None,
+    perturb=None,
 ):
     """Success rates of `policy` on the env's evaluation tasks.
 
@@ -326,11 +526,21 @@ def evaluate(
         video_size: (width, height) of rendered frames; default the env's (200x200). Ignored for
             visual envs, whose render size is their observation size.
         video_name: video file name without extension; default the env name.
+        perturb: displace the object or the agent once per episode (see the module docstring): a
+            Perturbation, a dict of its fields, or a spec string 'TARGET[@WHEN]' such as 'object',
+            'arm@success', 'both@50' or 'agent@0.2-0.5'. Video episodes are perturbed too (frames
+            just after the perturbation get a red border).
 
     Returns:
         {"env", "episodes_per_task",
          "tasks": [{"task_id", "task_name", "success", "episodes", "return" (mean), "returns" (per episode)}],
          "overall_success" (mean over tasks, as OGBench reports it), "video" (path or None)}
+        With `perturb`, also "perturbation": its settings and the means over tasks of the per-task
+        fields added to each task: "perturbed" (fraction of episodes perturbed; the others
+        succeeded first), "success_perturbed" (success rate among those, NaN if none), "undone"
+        (fraction whose achieved goal the perturbation undid; only `at='success'` can, as OGBench
+        ends an episode at its first success), "recovered" (undone, then achieved again), and
+        "recovery_steps" (mean steps from the perturbation to success, over perturbed successes).
     """
     if video_format not in VIDEO_FORMATS:
         raise UserError(f"video_format must be one of {VIDEO_FORMATS}, got '{video_format}'")
@@ -344,16 +554,19 @@ def evaluate(
         if not 1 <= task_id <= len(names):
             raise UserError(f"{env_name}: task ids are 1..{len(names)}, got {task_id}")
     env_kwargs = {} if max_episode_steps is None else {"max_episode_steps": int(max_episode_steps)}
+    perturbation = _perturbation(perturb, env_name, max_episode_steps)
+    limit = time_limit(env_name, max_episode_steps)
 
-    counted = [
-        _Episode(task_id, i, _episode_seed(seed, task_id, i), record=False)
-        for task_id in tasks
-        for i in range(episodes_per_task)
-    ]
+    def episode(task_id, i, record):
+        episode_seed = _episode_seed(seed, task_id, i)
+        plan = perturbation.plan(episode_seed, limit) if perturbation else None
+        return _Episode(task_id, i, episode_seed, record=record, perturb=plan)
+
+    counted = [episode(task_id, i, False) for task_id in tasks for i in range(episodes_per_task)]
     recorded = []
     if video_dir is not None:
         recorded = [
-            _Episode(task_id, i, _episode_seed(seed, task_id, i), record=True)
+            episode(task_id, i, True)
             for i in range(episodes_per_task, episodes_per_task + video_episodes)
             for task_id in tasks
         ]
@@ -362,15 +575,17 @@ def evaluate(
 
     successes = collections.defaultdict(list)
     returns = collections.defaultdict(list)
+    outcomes = collections.defaultdict(list)  # task id -> [(success, _Outcome)]
     videos = {}
     bar = tqdm(total=len(counted) + len(recorded), desc=f"eval {env_name}", unit="ep", disable=not progress)
 
-    def on_done(episode, success, episode_return, frames):
+    def on_done(episode, success, episode_return, frames, outcome):
         if episode.record:
             videos[episode] = frames
         else:
             successes[episode.task_id].append(success)
             returns[episode.task_id].append((episode.index, episode_return))
+            outcomes[episode.task_id].append((success, outcome))
         bar.update(1)
 
     caller_rng = np.random.get_state()  # resets reseed numpy's global RNG; give the caller theirs back
@@ -378,10 +593,12 @@ def evaluate(
         if counted:
             num_slots = min(num_envs or DEFAULT_NUM_ENVS, len(counted))
             pool = _make_pool(env_name, env_kwargs, num_slots, vector_mode)
+            finished = False
             try:
                 _run_episodes(pool, num_slots, counted, policy, on_done)
+                finished = True
             finally:
-                pool.close()
+                pool.close(reuse=finished)  # an env that raised mid-episode is not trusted again
         video_path = None
         if recorded:
             video_path = _record_video(
@@ -405,12 +622,58 @@ def evaluate(
         for task_id in tasks
     ]
     overall = float(np.mean([t["success"] for t in task_results])) if counted else float("nan")
-    return {
+    result = {
         "env": env_name,
         "episodes_per_task": episodes_per_task,
         "tasks": task_results,
         "overall_success": overall,
         "video": video_path,
+    }
+    if perturbation is not None:
+        for t in task_results:
+            t.update(_perturbation_stats(outcomes[t["task_id"]]))
+        result["perturbation"] = perturbation.as_dict()
+        for key in ("perturbed", "success_perturbed", "undone", "recovered"):
+            values = [t[key] for t in task_results if not math.isnan(t[key])]
+            result["perturbation"][key] = float(np.mean(values)) if values else float("nan")
+    return result
+
+
+def _perturbation(perturb, env_name, max_episode_steps):
+    """`perturb` (None, a Perturbation, a dict of its fields or a spec string) -> checked Perturbation or None."""
+    if perturb is None:
+        return None
+    if isinstance(perturb, str):
+        perturb = Perturbation.parse(perturb)
+    elif isinstance(perturb, dict):
+        unknown = set(perturb) - {"target", "at", "cells"}
+        if unknown:
+            raise UserError(f"unknown perturbation field(s) {sorted(unknown)}; fields: target, at, cells")
+        perturb = Perturbation(**perturb)
+    elif not isinstance(perturb, Perturbation):
+        raise UserError(f"perturb must be a spec string such as 'object@success', a dict or a Perturbation; "
+                        f"got {type(perturb).__name__}")
+    check_perturb_target(env_name, perturb.target)
+    limit = time_limit(env_name, max_episode_steps)
+    if perturb.at != "success" and limit is None:
+        raise UserError(f"{env_name} has no time limit; perturb at 'success' or set max_episode_steps")
+    if isinstance(perturb.at, int) and perturb.at >= limit:
+        raise UserError(f"perturbation step {perturb.at} is not before the end of the episode ({limit} steps)")
+    return perturb
+
+
+def _perturbation_stats(outcomes):
+    """Per-task perturbation fields from [(success, _Outcome)] (see evaluate's Returns)."""
+    nan = float("nan")
+    n = len(outcomes)
+    perturbed = [(success, o) for success, o in outcomes if o.perturbed_at is not None]
+    recovery = [o.steps - o.perturbed_at for success, o in perturbed if success]
+    return {
+        "perturbed": len(perturbed) / n if n else nan,
+        "success_perturbed": float(np.mean([success for success, _ in perturbed])) if perturbed else nan,
+        "undone": float(np.mean([o.undone for _, o in outcomes])) if n else nan,
+        "recovered": float(np.mean([bool(o.undone and success) for success, o in outcomes])) if n else nan,
+        "recovery_steps": float(np.mean(recovery)) if recovery else nan,
     }
 
 

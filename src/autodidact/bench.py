@@ -12,9 +12,10 @@ import torch
 
 from autodidact import config as cfglib
 from autodidact.data.dataset import load
+from autodidact.errors import UserError
 from autodidact.methods import get_method
 from autodidact.presets import preset_for
-from autodidact.trainer import to_tensors
+from autodidact.trainer import PRECISIONS, autocast, to_tensors
 
 
 def _update_flops(method, batch):
@@ -45,7 +46,9 @@ def _sync(device):
         torch.cuda.synchronize()
 
 
-def bench(method_name, dataset_path, steps=50, warmup=10, overrides=(), seed=0, device="cpu"):
+def bench(method_name, dataset_path, steps=50, warmup=10, overrides=(), seed=0, device="cpu", precision="float32"):
+    if precision not in PRECISIONS:
+        raise UserError(f"--precision must be one of {', '.join(PRECISIONS)}, got '{precision}'")
     cls = get_method(method_name)
     cfg = cfglib.apply_overrides(cls.Config(), preset_for(dataset_path, cls.name))
     cfg = cfglib.apply_overrides(cfg, list(overrides))
@@ -64,22 +67,28 @@ def bench(method_name, dataset_path, steps=50, warmup=10, overrides=(), seed=0, 
         sampler.sample(bs)
     sampler_rate = n_sample / (time.perf_counter() - t)
 
+    def step():
+        with autocast(device, precision):
+            method.update(to_tensors(sampler.sample(bs), device))
+
     for _ in range(warmup):
-        method.update(to_tensors(sampler.sample(bs), device))
+        step()
     _sync(device)
     t = time.perf_counter()
     for _ in range(steps):
-        method.update(to_tensors(sampler.sample(bs), device))
+        step()
     _sync(device)
     steps_per_s = steps / (time.perf_counter() - t)
 
-    flops = _update_flops(method, to_tensors(sampler.sample(bs), device))
+    with autocast(device, precision):
+        flops = _update_flops(method, to_tensors(sampler.sample(bs), device))
     rate = matmul_rate(device=device)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     if device.type == "cuda":
         peak = torch.cuda.max_memory_allocated(device)
     return {
         "method": cls.name, "dataset": str(dataset_path), "batch_size": bs, "device": str(device),
+        "precision": precision,
         "threads": torch.get_num_threads(), "steps": steps, "steps_per_s": steps_per_s,
         "sampler_batches_per_s": sampler_rate, "update_gflop": flops / 1e9,
         "achieved_gflop_per_s": flops * steps_per_s / 1e9, "matmul_gflop_per_s": rate / 1e9,
@@ -93,6 +102,7 @@ def format_bench(r):
         f"{'method':<26}{r['method']}",
         f"{'dataset':<26}{r['dataset']}",
         f"{'device / threads':<26}{r['device']} / {r['threads']}",
+        f"{'precision':<26}{r.get('precision', 'float32')}",
         f"{'batch size':<26}{r['batch_size']}",
         f"{'training steps/s':<26}{r['steps_per_s']:.2f}",
         f"{'sampler batches/s':<26}{r['sampler_batches_per_s']:.1f}",

@@ -39,6 +39,7 @@ from autodidact.methods import get_method
 from autodidact.presets import preset_for
 
 RUN_FORMAT_VERSION = 1
+PRECISIONS = ("float32", "bf16")
 
 
 @dataclass
@@ -54,6 +55,7 @@ class TrainSettings:
     checkpoint_every: int = 0    # 0: same as eval_every (or steps // 10 with evaluation off)
     keep_checkpoints: int = 2
     device: str = "auto"
+    precision: str = "float32"   # or "bf16": autocast the update's matmuls to bfloat16 (see nn.py)
     overrides: tuple = ()
     progress: bool = True
 
@@ -62,6 +64,8 @@ class TrainSettings:
             raise UserError(f"--steps must be >= 1, got {self.steps}")
         if self.eval_every < 0 or self.eval_episodes < 0 or self.log_every < 0 or self.checkpoint_every < 0:
             raise UserError("--eval-every, --eval-episodes, --log-every and --checkpoint-every must be >= 0")
+        if self.precision not in PRECISIONS:
+            raise UserError(f"--precision must be one of {', '.join(PRECISIONS)}, got '{self.precision}'")
         if self.keep_checkpoints < 1:
             raise UserError(f"--keep-checkpoints must be >= 1, got {self.keep_checkpoints}")
 
@@ -119,7 +123,7 @@ def new_run(s: TrainSettings, argv=None):
         "eval_episodes": s.eval_episodes if env_name else 0, "log_every": s.log_every or max(1, s.steps // 100),
         "checkpoint_every": s.checkpoint_every or (s.eval_every if s.eval_every and s.eval_episodes and env_name
                                                    else max(1, s.steps // 10)),
-        "keep_checkpoints": s.keep_checkpoints, "preset": preset,
+        "keep_checkpoints": s.keep_checkpoints, "preset": preset, "precision": s.precision,
         "obs_shape": list(dataset.obs_shape), "action_dim": dataset.action_dim,
         "config": {"type": cls.name, **cfglib.to_dict(cfg)},
     }
@@ -194,6 +198,12 @@ class CsvLog:
             f.flush()
 
 
+def autocast(device, precision):
+    """Mixed precision for one update: bfloat16 matmuls (CPUs with AVX512-BF16/AMX, GPU tensor cores),
+    float32 weights, optimizer state and output layers (nn.py). float32: no change."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
 def to_tensors(batch, device):
     """A sampler's numpy batch as float32 tensors on `device` (no copy on CPU for float32 arrays)."""
     return {k: torch.from_numpy(np.ascontiguousarray(v)).to(device, non_blocking=True).float()
@@ -242,7 +252,8 @@ def _train(run_dir, run_cfg, dataset, device_name, progress, resume):
         t0 = time.perf_counter()
         batch = to_tensors(sampler.sample(bs), device)
         sample_time += time.perf_counter() - t0
-        info = method.update(batch)
+        with autocast(device, run_cfg.get("precision", "float32")):  # runs before precision existed: float32
+            info = method.update(batch)
         for k, v in info.items():
             sums[k] = sums.get(k, 0.0) + v
         count += 1
@@ -308,7 +319,8 @@ def _log(rank, msg):
         print(msg, file=sys.stderr)
 
 
-def run_evaluation(method, run_cfg, episodes, video_dir=None, progress=True, seed=None, max_episode_steps=None):
+def run_evaluation(method, run_cfg, episodes, video_dir=None, progress=True, seed=None, max_episode_steps=None,
+                   perturb=None):
     """Evaluate `method` on its run's environment with OGBench's tasks."""
     from autodidact.evaluate import evaluate
     if not run_cfg.get("env"):
@@ -319,7 +331,8 @@ def run_evaluation(method, run_cfg, episodes, video_dir=None, progress=True, see
     policy = method.cpu().make_policy(temperature=0.0, seed=seed)
     try:
         return evaluate(run_cfg["env"], policy, episodes_per_task=episodes, seed=seed,
-                        video_dir=video_dir, progress=progress, max_episode_steps=max_episode_steps)
+                        video_dir=video_dir, progress=progress, max_episode_steps=max_episode_steps,
+                        perturb=perturb)
     finally:
         method.to(method_device)
 

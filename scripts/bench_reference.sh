@@ -1,11 +1,8 @@
 #!/usr/bin/env bash
 # Side-by-side CPU training speed: autodidact vs OGBench's JAX reference implementations (impls/).
 #
-# Everything belonging to the reference lives OUTSIDE this repository:
-#   $REF_DIR   exported tree of the OGBench mirror (impls/ plus ogbench/utils.py for load_dataset)
-#   $REF_VENV  scratch venv with jax (CPU), flax, optax, distrax, ml_collections, gymnasium, tqdm
-#   $WORK      the timing harness (written by this script) and per-run JSON results
-# Nothing is installed into or copied into this repository.
+# The reference lives outside this repository (see scripts/reference_env.sh); $WORK holds the
+# timing harness (written by this script) and per-run JSON results.
 #
 # Measurements are interleaved per method (ours, reference, ours, reference, ...) for $REPS
 # repetitions; the summary reports medians. Threads are left at their defaults (both cores for
@@ -14,46 +11,17 @@
 # Usage: bash scripts/bench_reference.sh            (env vars below override the defaults)
 set -euo pipefail
 
-REPO=$(cd "$(dirname "$0")/.." && pwd)
-MIRROR=${MIRROR:-/work/.mirror/seohongpark+ogbench/repo}
-REF_DIR=${REF_DIR:-/tmp/ogbench-ref}
-REF_VENV=${REF_VENV:-/tmp/refvenv}
-DATA_DIR=${DATA_DIR:-/tmp/benchdata}
+source "$(dirname "$0")/reference_env.sh"
 WORK=${WORK:-/tmp/refbench}
 REPS=${REPS:-3}
 WARMUP=${WARMUP:-5}
 METHODS=${METHODS:-"gcbc gcivl gciql qrl crl hiql"}
-AUTODIDACT=${AUTODIDACT:-$REPO/.venv/bin/autodidact}
-ENV_NAME=pointmaze-medium-navigate-v0
-DATASET=$DATA_DIR/$ENV_NAME.npz
 
 steps_for() {  # short timings: more steps for the cheap method
   case $1 in gcbc) echo 100 ;; *) echo 30 ;; esac
 }
 
-# 1. Reference source, exported from the bare mirror (only the paths the harness imports; the
-#    mirror's large mesh assets are not present, so a full `git archive HEAD` fails).
-if [ ! -f "$REF_DIR/impls/agents/__init__.py" ] || [ ! -f "$REF_DIR/ogbench/utils.py" ]; then
-  mkdir -p "$REF_DIR"
-  git -C "$MIRROR" archive HEAD impls ogbench/utils.py ogbench/relabel_utils.py | tar -x -C "$REF_DIR" || true
-  [ -f "$REF_DIR/impls/agents/__init__.py" ] && [ -f "$REF_DIR/ogbench/utils.py" ] \
-    || { echo "could not export the reference tree into $REF_DIR" >&2; exit 1; }
-fi
-REF_COMMIT=$(git -C "$MIRROR" rev-parse HEAD)
-
-# 2. Scratch venv for the reference (CPU jax; wandb/matplotlib/moviepy are not needed because
-#    main.py is not imported).
-if [ ! -x "$REF_VENV/bin/python" ]; then
-  python3 -m venv "$REF_VENV"
-fi
-if ! "$REF_VENV/bin/python" -c "import jax, flax, optax, distrax, ml_collections, gymnasium, tqdm" 2>/dev/null; then
-  "$REF_VENV/bin/pip" install "jax[cpu]" flax optax distrax ml_collections numpy gymnasium tqdm
-fi
-
-# 3. One dataset file, read by both sides.
-if [ ! -f "$DATASET" ]; then
-  "$AUTODIDACT" collect "$ENV_NAME" --out "$DATA_DIR" --episodes 100 --workers 2
-fi
+reference_setup
 
 # 4. Timing harness for the reference (mirrors impls/main.py's setup; lives in $WORK).
 mkdir -p "$WORK/results"

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Learning side by side: each method trained by autodidact and by OGBench's JAX reference on the
+# same dataset file, at the same reduced CPU config, budget and seed, both scored by autodidact's
+# evaluator on OGBench's 5 tasks with the same episode seeds.
+#
+# The two runs of a (method, seed) pair run at the same time, one thread each, so background load
+# falls on both alike. Per run: $WORK/<method>_s<seed>_{ours,ref}.json (+ ours' run directory).
+#
+# Usage: bash scripts/learn_reference.sh      (env vars override the defaults below)
+#   STEPS=10000 BATCH=256 HIDDEN=256,256,256 EPISODES=10 SEEDS="0" METHODS="gcbc gcivl ..."
+#   SUMMARY_ONLY=1 re-prints the table from $WORK.
+set -euo pipefail
+
+source "$(dirname "$0")/reference_env.sh"
+WORK=${WORK:-/tmp/reflearn}
+STEPS=${STEPS:-10000}
+BATCH=${BATCH:-256}
+HIDDEN=${HIDDEN:-256,256,256}
+EPISODES=${EPISODES:-10}
+SEEDS=${SEEDS:-0}
+METHODS=${METHODS:-"gcbc gcivl gciql qrl crl hiql"}
+ONE_THREAD=(env OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 MUJOCO_GL=egl
+            XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+
+reference_setup
+mkdir -p "$WORK"
+
+ours() {  # method seed
+  local m=$1 seed=$2 run=$WORK/runs/$1_s$2
+  local sets=(--set "batch_size=$BATCH" --set "actor_hidden_dims=$HIDDEN")
+  [ "$m" != gcbc ] && sets+=(--set "value_hidden_dims=$HIDDEN")
+  rm -rf "$run"
+  "${ONE_THREAD[@]}" "$AUTODIDACT" train --method "$m" --dataset "$DATASET" --out "$run" --steps "$STEPS" \
+    --seed "$seed" --eval-episodes 0 --no-progress "${sets[@]}" > "$WORK/${m}_s${seed}_ours.log" 2>&1
+  "${ONE_THREAD[@]}" "$AUTODIDACT" eval "$run" --episodes "$EPISODES" --seed "$seed" --no-progress \
+    >> "$WORK/${m}_s${seed}_ours.log" 2>&1
+  cp "$run/eval/final.json" "$WORK/${m}_s${seed}_ours.json"
+}
+
+ref() {  # method seed
+  "${ONE_THREAD[@]}" "$REF_VENV/bin/python" "$REPO/scripts/reference_learn.py" --ref "$REF_DIR" --src "$REPO/src" \
+    --method "$1" --dataset "$DATASET" --steps "$STEPS" --batch-size "$BATCH" --hidden "$HIDDEN" \
+    --seed "$2" --episodes "$EPISODES" --json "$WORK/${1}_s${2}_ref.json" > "$WORK/${1}_s${2}_ref.log" 2>&1
+}
+
+if [ "${SUMMARY_ONLY:-0}" != 1 ]; then
+  for seed in $SEEDS; do
+    for m in $METHODS; do
+      echo "$(date +%T) $m seed $seed: both sides start (load $(cut -d' ' -f1-3 /proc/loadavg))"
+      ours "$m" "$seed" & o=$!
+      ref "$m" "$seed" & r=$!
+      wait $o || echo "  autodidact $m failed: see $WORK/${m}_s${seed}_ours.log"
+      wait $r || echo "  reference $m failed: see $WORK/${m}_s${seed}_ref.log"
+    done
+  done
+fi
+
+"$REF_VENV/bin/python" - "$WORK" "$METHODS" "$SEEDS" "$STEPS" "$BATCH" "$HIDDEN" "$EPISODES" <<'PY'
+import json, os, statistics, sys
+work, methods, seeds, steps, batch, hidden, episodes = sys.argv[1:]
+print(f"pointmaze-medium-navigate-v0, {steps} steps, batch {batch}, hidden {hidden}, "
+      f"{episodes} episodes per task, seeds {seeds}; success per task (mean over seeds)\n")
+print("| method | impl | task1 | task2 | task3 | task4 | task5 | overall |")
+print("|---|---|---|---|---|---|---|---|")
+for m in methods.split():
+    for impl, label in (("ours", "autodidact"), ("ref", "reference")):
+        rs = [json.load(open(f)) for s in seeds.split()
+              if os.path.exists(f := f"{work}/{m}_s{s}_{impl}.json")]
+        if not rs:
+            print(f"| {m} | {label} | missing |||||| ")
+            continue
+        tasks = [statistics.mean(r["tasks"][i]["success"] for r in rs) for i in range(len(rs[0]["tasks"]))]
+        overall = statistics.mean(r["overall_success"] for r in rs)
+        print(f"| {m} | {label} | " + " | ".join(f"{100 * t:.0f}" for t in tasks) + f" | **{100 * overall:.1f}** |")
+PY

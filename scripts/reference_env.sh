@@ -1,0 +1,44 @@
+# Shared setup for the side-by-side comparisons with OGBench's JAX reference (sourced by
+# bench_reference.sh and learn_reference.sh; not run on its own).
+#
+# Everything belonging to the reference lives OUTSIDE this repository:
+#   $REF_DIR   exported tree of the OGBench mirror (impls/ plus ogbench/utils.py)
+#   $REF_VENV  scratch venv with jax (CPU), flax, optax, distrax, ml_collections, gymnasium, tqdm,
+#              and ogbench + mujoco pinned to autodidact's versions (environments for evaluation)
+# Nothing is installed into or copied into this repository.
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+MIRROR=${MIRROR:-/work/.mirror/seohongpark+ogbench/repo}
+REF_DIR=${REF_DIR:-/tmp/ogbench-ref}
+REF_VENV=${REF_VENV:-/tmp/refvenv}
+DATA_DIR=${DATA_DIR:-/tmp/benchdata}
+AUTODIDACT=${AUTODIDACT:-$REPO/.venv/bin/autodidact}
+ENV_NAME=${ENV_NAME:-pointmaze-medium-navigate-v0}
+DATASET=$DATA_DIR/$ENV_NAME.npz
+
+reference_setup() {
+  # 1. Reference source, exported from the bare mirror (only the paths the harnesses import; the
+  #    mirror's large mesh assets are not present, so a full `git archive HEAD` fails).
+  if [ ! -f "$REF_DIR/impls/agents/__init__.py" ] || [ ! -f "$REF_DIR/ogbench/utils.py" ]; then
+    mkdir -p "$REF_DIR"
+    git -C "$MIRROR" archive HEAD impls ogbench/utils.py ogbench/relabel_utils.py | tar -x -C "$REF_DIR" || true
+    [ -f "$REF_DIR/impls/agents/__init__.py" ] && [ -f "$REF_DIR/ogbench/utils.py" ] \
+      || { echo "could not export the reference tree into $REF_DIR" >&2; exit 1; }
+  fi
+  REF_COMMIT=$(git -C "$MIRROR" rev-parse HEAD)
+
+  # 2. Scratch venv for the reference (CPU jax; wandb/matplotlib/moviepy are not needed because
+  #    main.py is not imported).
+  if [ ! -x "$REF_VENV/bin/python" ]; then
+    python3 -m venv "$REF_VENV"
+  fi
+  if ! "$REF_VENV/bin/python" -c "import jax, flax, optax, distrax, ml_collections, gymnasium, tqdm, ogbench, mujoco" 2>/dev/null; then
+    "$REF_VENV/bin/pip" install "jax[cpu]" flax optax distrax ml_collections numpy gymnasium tqdm \
+      $(grep -E '^(ogbench|mujoco|imageio)==' "$REPO/constraints.txt")
+  fi
+
+  # 3. One dataset file, read by both sides.
+  if [ ! -f "$DATASET" ]; then
+    "$AUTODIDACT" collect "$ENV_NAME" --out "$DATA_DIR" --episodes 100 --workers 2
+  fi
+}

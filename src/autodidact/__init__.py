@@ -11,3 +11,10 @@ if "OMP_WAIT_POLICY" not in os.environ:
     os.environ.setdefault("GOMP_SPINCOUNT", "1000")
 
 __version__ = "0.1.0"
+
+
+def load(run_dir, checkpoint=None):
+    """The pretrained model of a run, ready to prompt: `autodidact.load(run).prompt(goal=g).act(obs)`.
+    (Imports torch and the method only when called, so `import autodidact` stays fast.)"""
+    from autodidact.prompt import load as _load
+    return _load(run_dir, checkpoint)

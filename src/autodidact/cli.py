@@ -16,6 +16,7 @@ EPILOG = """examples:
   autodidact train --method gcbc --dataset data/pointmaze-medium-navigate-v0.npz --out runs/gcbc --steps 20000
   autodidact train --resume runs/gcbc
   autodidact eval runs/gcbc --episodes 20 --video
+  autodidact prompt runs/hilp --goal all --episodes 20
 """
 
 
@@ -98,6 +99,9 @@ def build_parser():
                    help="checkpoint every N steps (default: --eval-every, or steps/10 without evaluation)")
     t.add_argument("--keep-checkpoints", type=_pos_int, default=2, help="checkpoints kept on disk (default 2)")
     t.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:N")
+    t.add_argument("--precision", choices=["float32", "bf16"], default="float32",
+                   help="float32 (default), or bf16: bfloat16 matmuls under autocast with float32 weights, "
+                        "optimizer state and output layers (faster on CPUs with AVX512-BF16 and on GPUs)")
     t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a method config field (repeatable); see `autodidact methods --config M`")
     t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -112,7 +116,72 @@ def build_parser():
     e.add_argument("--max-steps", type=_pos_int, default=None,
                    help="cap episode length for a quick look (default: the env's own limit; capped "
                         "success rates are not comparable with OGBench's)")
+    e.add_argument("--perturb", default=None, metavar="TARGET[@WHEN]",
+                   help="displace something once per episode to measure recovery (retrying until success): "
+                        "TARGET is object, arm (= agent in mazes) or both; WHEN is success (undo the first "
+                        "success), a step (50) or a window of the time limit (default 0.1-0.3). Results go "
+                        "to RUN_DIR/eval/final_perturbed.json")
+    e.add_argument("--perturb-cells", type=_pos_int, default=2, metavar="N",
+                   help="mazes: how many corridor cells away the agent lands at most (default 2)")
     e.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    pr = sub.add_parser(
+        "prompt", help="prompt a pretrained policy with a goal or a reward, zero-shot",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Prompt the newest checkpoint of RUN_DIR without further training and evaluate it: with a "
+                    "goal (each task's goal observation, or one from a file), or with a reward (a task of the "
+                    "env's OGBench single-task variant, computed for dataset states, or your own reward-labeled "
+                    "samples). Prints a table and writes RUN_DIR/prompt/NAME.json. `autodidact methods` lists "
+                    "which prompts each method accepts.",
+        epilog="examples:\n"
+               "  autodidact prompt runs/hilp --goal all --episodes 20\n"
+               "  autodidact prompt runs/hilp --goal 3 --plan\n"
+               "  autodidact prompt runs/hilp --goal-file goal.npy --task 2\n"
+               "  autodidact prompt runs/hilp --reward-task 2\n"
+               "  autodidact prompt runs/hilp --reward-samples labeled.npz --task 2")
+    pr.add_argument("run_dir", help="run directory")
+    what = pr.add_mutually_exclusive_group(required=True)
+    what.add_argument("--goal", metavar="TASK_ID",
+                      help="goal prompt: reach the goal of these evaluation tasks (an id, ids like 1,3, or 'all'); "
+                           "the goal observation comes from the env each episode")
+    what.add_argument("--goal-file", metavar="OBS.npy",
+                      help="goal prompt: reach this one observation (a .npy of one observation); episodes start "
+                           "as --task's and success is that task's check, so use a goal of that task")
+    what.add_argument("--reward-task", metavar="TASK_ID",
+                      help="reward prompt: maximize the reward of task TASK_ID of the env's single-task variant "
+                           "(e.g. cube-single-singletask-task2-v0), computed for --num-samples dataset states; "
+                           "evaluated by its return there")
+    what.add_argument("--reward-samples", metavar="FILE.npz",
+                      help="reward prompt from your samples: an .npz with observations and rewards (the reward "
+                           "of each observation; with next_observations, the reward of reaching it); evaluated "
+                           "by its return in the single-task env of --task")
+    pr.add_argument("--task", metavar="TASK_ID", default=None,
+                    help="with --goal-file: tasks to start from and check success on (default all); with "
+                         "--reward-samples: the single-task env to score returns in (default the env's default task)")
+    pr.add_argument("--plan", action="store_true",
+                    help="goal prompts: steer through HILP's recursive midpoint subgoals in phi space over "
+                         "dataset states (test-time planning)")
+    pr.add_argument("--plan-recursions", type=_nonneg_int, metavar="N", default=3,
+                    help="midpoint recursions: the subgoal lies 2^-N of the way to the goal (default 3, published)")
+    pr.add_argument("--plan-knns", type=_pos_int, metavar="N", default=50,
+                    help="dataset states averaged into each midpoint (default 50, published)")
+    pr.add_argument("--plan-states", type=_pos_int, metavar="N", default=50_000,
+                    help="random dataset states the subgoals are chosen among (default 50000, published)")
+    pr.add_argument("--num-samples", type=_pos_int, metavar="N", default=10_000,
+                    help="reward prompts: samples in the least-squares fit of the skill (default 10000, as HILP)")
+    pr.add_argument("--dataset", default=None, metavar="PATH",
+                    help="dataset .npz whose states are labeled with rewards or planned over (default: the run's)")
+    pr.add_argument("--episodes", type=_pos_int, default=20, metavar="N", help="episodes per task (default 20)")
+    pr.add_argument("--seed", type=_nonneg_int, default=None,
+                    help="seed of the episodes and of the sampled states (default: the run's seed)")
+    pr.add_argument("--max-steps", type=_pos_int, default=None,
+                    help="cap episode length for a quick look (default: the env's own limit; capped results "
+                         "are not comparable with OGBench's)")
+    pr.add_argument("--checkpoint", default=None, metavar="DIR",
+                    help="checkpoint directory to load (default: the newest)")
+    pr.add_argument("--name", default=None,
+                    help="result name: writes RUN_DIR/prompt/NAME.json (default from the prompt, e.g. reward-task2)")
+    pr.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     m = sub.add_parser("methods", help="list methods, or show one method's config",
                        description="One line per method; --config NAME lists its config fields and defaults.")
@@ -128,6 +197,8 @@ def build_parser():
     b.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field (repeatable)")
     b.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    b.add_argument("--precision", choices=["float32", "bf16"], default="float32",
+                   help="float32 (default) or bf16 autocast, as `train --precision`")
     b.add_argument("--json", default=None, metavar="OUT", help="also write the result as JSON")
 
     d = sub.add_parser("demo", help="collect, train, evaluate on a small pointmaze dataset",
@@ -184,12 +255,14 @@ def _dispatch(args, argv):
         return _train(args, argv)
     elif cmd == "eval":
         return _eval(args)
+    elif cmd == "prompt":
+        return _prompt(args)
     elif cmd == "methods":
         _methods(args)
     elif cmd == "bench":
         from autodidact.bench import bench, format_bench
         result = bench(args.method, args.dataset, steps=args.steps, warmup=args.warmup,
-                       overrides=args.overrides, device=args.device)
+                       overrides=args.overrides, device=args.device, precision=args.precision)
         print(format_bench(result))
         if args.json:
             from autodidact.io import atomic_write_json
@@ -219,7 +292,8 @@ def _train(args, argv):
             method=args.method, dataset=args.dataset, out=args.out, steps=args.steps or 100_000,
             eval_every=args.eval_every, eval_episodes=args.eval_episodes, seed=args.seed,
             log_every=args.log_every, checkpoint_every=args.checkpoint_every,
-            keep_checkpoints=args.keep_checkpoints, device=args.device, overrides=tuple(args.overrides),
+            keep_checkpoints=args.keep_checkpoints, device=args.device, precision=args.precision,
+            overrides=tuple(args.overrides),
             progress=not args.no_progress)
         run = trainer.new_run(s, argv=argv)
     if int(os.environ.get("RANK", "0")) == 0:
@@ -233,21 +307,56 @@ def _eval(args):
     from autodidact.io import atomic_write_json
     run_cfg, method, ckpt, step = trainer.load_run(args.run_dir)
     video_dir = Path(args.run_dir) / "videos" if args.video else None
+    perturb = None
+    if args.perturb:
+        from autodidact.evaluate import Perturbation
+        perturb = Perturbation.parse(args.perturb, cells=args.perturb_cells)  # bad spec: one-line UserError
     result = trainer.run_evaluation(method, run_cfg, episodes=args.episodes, video_dir=video_dir,
-                                    progress=not args.no_progress, seed=args.seed, max_episode_steps=args.max_steps)
+                                    progress=not args.no_progress, seed=args.seed,
+                                    max_episode_steps=args.max_steps, perturb=perturb)
     result["checkpoint_step"] = step
-    atomic_write_json(Path(args.run_dir) / "eval" / "final.json", result)
+    # A perturbed evaluation must not overwrite the plain one.
+    name = "final.json" if perturb is None else "final_perturbed.json"
+    atomic_write_json(Path(args.run_dir) / "eval" / name, result)
     print(format_result(result, title=f"{run_cfg['method']} @ step {step} on {run_cfg['env']}"))
     if result.get("video"):
         print(f"video: {result['video']}")
 
 
+def _prompt(args):
+    from pathlib import Path
+
+    from autodidact.io import atomic_write_json
+    from autodidact.prompt import format_prompt_result, run_prompt
+    name, result = run_prompt(
+        args.run_dir, goal=args.goal, goal_file=args.goal_file, reward_task=args.reward_task,
+        reward_samples=args.reward_samples, tasks=args.task, plan=args.plan, episodes=args.episodes,
+        num_samples=args.num_samples, plan_states=args.plan_states, plan_recursions=args.plan_recursions,
+        plan_knns=args.plan_knns, dataset=args.dataset, seed=args.seed, max_episode_steps=args.max_steps,
+        checkpoint=args.checkpoint, progress=not args.no_progress, name=args.name)
+    path = Path(args.run_dir) / "prompt" / f"{name}.json"
+    atomic_write_json(path, result)
+    print(format_prompt_result(name, result))
+    print(f"wrote {path}")
+
+
 def format_result(result, title):
-    lines = [title, f"{'task':<28}{'success':>8}"]
+    perturbed = result.get("perturbation") is not None
+    head = f"{'task':<28}{'success':>8}" + (f"{'perturbed':>11}{'succ|pert':>11}{'recovered':>11}" if perturbed else "")
+    lines = [title, head]
     for t in result["tasks"]:
-        lines.append(f"{t['task_name']:<28}{t['success']:>8.3f}")
+        row = f"{t['task_name']:<28}{t['success']:>8.3f}"
+        if perturbed:
+            row += f"{t['perturbed']:>11.3f}{t['success_perturbed']:>11.3f}{t['recovered']:>11.3f}"
+        lines.append(row)
     lines.append(f"{'overall':<28}{result['overall_success']:>8.3f}  "
                  f"({result['episodes_per_task']} episodes per task)")
+    if perturbed:
+        p = result["perturbation"]
+        at = f"{p['at'][0]:g}-{p['at'][1]:g} of the time limit" if isinstance(p["at"], list) else p["at"]
+        lines.append(f"perturbation: {p['target']} at {at}; perturbed {p['perturbed']:.3f}, success when "
+                     f"perturbed {p['success_perturbed']:.3f}, goals undone {p['undone']:.3f}, "
+                     f"recovered {p['recovered']:.3f}")
     return "\n".join(lines)
 
 

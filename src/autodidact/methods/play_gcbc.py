@@ -1,0 +1,62 @@
+"""Play-GCBC: goal-conditioned behavioural cloning on play windows (Lynch et al., 2019, baseline).
+
+Play-LMP without the latent plan: the same windows of 16-32 steps with the state after each
+window as the hindsight goal, the same per-step decoder pi(a_t | s_t, s_l) and discretized
+logistic-mixture action head, trained by maximum likelihood alone. Set against Play-LMP it
+measures what the latent plan adds; set against OGBench's GCBC (`gcbc.py`: a unit-std Gaussian
+with goals anywhere later in the episode) it measures what windowed goals and a multimodal head
+add. Defaults and departures from the paper are those of `play_lmp.py`.
+"""
+
+from dataclasses import dataclass
+
+import torch
+
+from autodidact.data.sampler import WindowSampler
+from autodidact.methods.base import Method
+from autodidact.methods.play_lmp import PlayConfig, decoder_info, hindsight_windows, window_rows
+from autodidact.nn import LogisticMixtureActor
+
+
+@dataclass
+class PlayGCBCConfig(PlayConfig):
+    """Play-LMP's windows, decoder and action head, without the latent plan's fields."""
+
+
+class PlayGCBC(Method):
+    name = "play-gcbc"
+    summary = "Play-LMP's baseline: mixture-of-logistics decoder pi(a | s, goal) on play windows, no latent plan"
+    Config = PlayGCBCConfig
+    prompts = ("goal",)
+
+    def __init__(self, cfg: PlayGCBCConfig, obs_shape, action_dim):
+        super().__init__(cfg, obs_shape, action_dim)
+        self.decoder = LogisticMixtureActor(2 * self.obs_dim, action_dim, cfg.actor_hidden_dims,
+                                            num_mixtures=cfg.num_mixtures, num_bins=cfg.num_bins,
+                                            layer_norm=cfg.actor_layer_norm)
+        self.opt = torch.optim.Adam(self.parameters(), lr=cfg.lr)
+
+    def make_sampler(self, dataset, seed):
+        return WindowSampler(dataset, self.cfg.window, seed=seed, need_actions=True)
+
+    def optimizers(self):
+        return {"main": self.opt}
+
+    def losses(self, batch):
+        states, lengths, goals, valid = hindsight_windows(batch, self.cfg.window_min)
+        inputs = window_rows(states, goals, valid)
+        actions = batch["actions"][valid]
+        log_prob = self.decoder.log_prob(inputs, actions)
+        loss = -log_prob.mean()
+        info = {"actor/loss": loss.detach(), **decoder_info("actor", self.decoder, inputs, actions, log_prob),
+                "actor/window_length": lengths.float().mean()}
+        return loss, info
+
+    def update(self, batch):
+        loss, info = self.losses(batch)
+        self.optimize(loss, self.opt)
+        return info
+
+    def act(self, observations, goals, temperature=0.0, generator=None):
+        x = torch.cat([self.flat(observations), self.flat(goals)], -1)
+        return self.decoder.sample(x, temperature=temperature, generator=generator)

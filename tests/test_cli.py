@@ -115,3 +115,43 @@ def test_bench_reports_speed_as_table_and_json(workdir, tmp_path):
     result = json.loads(out.read_text())
     assert result["method"] == "gcbc" and result["steps_per_s"] > 0 and result["sampler_batches_per_s"] > 0
     assert result["update_gflop"] > 0 and result["peak_memory_mb"] > 0
+
+
+TINY = {  # per method: the smallest networks, so every method's CLI path runs in seconds
+    "gcbc": ["actor_hidden_dims=16,16"],
+    "gcivl": ["actor_hidden_dims=16,16", "value_hidden_dims=16,16"],
+    "gciql": ["actor_hidden_dims=16,16", "value_hidden_dims=16,16"],
+    "qrl": ["actor_hidden_dims=16,16", "value_hidden_dims=16,16"],
+    "crl": ["actor_hidden_dims=16,16", "value_hidden_dims=16,16"],
+    "hiql": ["actor_hidden_dims=16,16", "value_hidden_dims=16,16"],
+    "hilp": ["actor_hidden_dims=16,16", "value_hidden_dims=16,16"],
+    "beso": ["hidden_dims=16,16"],
+    "play-gcbc": ["actor_hidden_dims=16,16", "window=8", "window_min=4"],
+    "play-lmp": ["actor_hidden_dims=16,16", "window=8", "window_min=4", "latent_dim=4", "recognizer_hidden=8",
+                 "recognizer_layers=1", "proposal_hidden_dims=16"],
+}
+
+
+def test_every_method_trains_resumes_and_evaluates(workdir):
+    """From the CLI alone: train with a checkpoint, resume to more steps, evaluate; one method in
+    bf16 and one evaluation with a perturbation on top."""
+    listed = [line.split()[0] for line in run("methods").stdout.splitlines()]
+    assert sorted(TINY) == listed, "a new method needs a tiny config here"
+    data = str(workdir / "data" / f"{NAME}.npz")
+    for m, sets in TINY.items():
+        rd = workdir / f"every_{m}"
+        extra = ["--precision", "bf16"] if m == "gcivl" else []
+        run("train", "--method", m, "--dataset", data, "--out", str(rd), "--steps", "4", "--eval-episodes", "0",
+            "--no-progress", "--set", "batch_size=8", *[a for s in sets for a in ("--set", s)], *extra)
+        run("train", "--resume", str(rd), "--steps", "6", "--no-progress")
+        perturb = ["--perturb", "agent@3"] if m == "play-lmp" else []
+        proc = run("eval", str(rd), "--episodes", "1", "--max-steps", "8", "--no-progress", *perturb)
+        result = json.loads((rd / "eval" / ("final_perturbed.json" if perturb else "final.json")).read_text())
+        assert result["checkpoint_step"] == 6 and len(result["tasks"]) == 5, (m, proc.stdout)
+        if perturb:
+            assert result["perturbation"]["perturbed"] == 1.0 and "recovered" in proc.stdout
+
+
+def test_collect_episode_length_flag(tmp_path):
+    run("collect", NAME, "--out", str(tmp_path), "--episodes", "1", "--max-episode-steps", "30", "--no-progress")
+    assert ogbench.load_dataset(str(tmp_path / f"{NAME}.npz"))["observations"].shape == (29, 2)

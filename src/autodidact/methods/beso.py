@@ -188,7 +188,7 @@ class BESO(Method):
         # Updates so far: drives the EMA warm-up and the lr decay, and is saved with the weights.
         self.register_buffer("num_updates", torch.zeros((), dtype=torch.int64))
         self.opt = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr, betas=(0.9, 0.999),
-                                     weight_decay=cfg.weight_decay)
+                                     weight_decay=cfg.weight_decay, foreach=True)  # see nn.adam
 
     def make_sampler(self, dataset, seed):
         return ChunkGoalSampler(dataset, self.cfg, seed=seed)

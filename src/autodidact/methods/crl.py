@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from autodidact.config import check, check_common, opt
 from autodidact.data.sampler import GoalSampler
 from autodidact.methods.base import Method
-from autodidact.nn import MLP, GaussianActor, awr_weights, gaussian_log_prob
+from autodidact.nn import GaussianActor, MLP, adam, awr_weights, gaussian_log_prob
 
 
 @dataclass
@@ -92,7 +92,7 @@ class CRL(Method):
         self.actor = GaussianActor(2 * self.obs_dim, action_dim, cfg.actor_hidden_dims, layer_norm=False,
                                    const_std=cfg.const_std)
         # One optimizer and one backward over the summed losses, as the reference's single apply_loss_fn.
-        self.opt = torch.optim.Adam(self.parameters(), lr=cfg.lr)
+        self.opt = adam(self.parameters(), lr=cfg.lr)
 
     def make_sampler(self, dataset, seed):
         return GoalSampler(dataset, self.cfg, seed=seed, need_actions=True)

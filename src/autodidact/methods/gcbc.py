@@ -13,7 +13,7 @@ import torch
 from autodidact.config import check_common, opt
 from autodidact.data.sampler import GoalSampler
 from autodidact.methods.base import Method
-from autodidact.nn import GaussianActor, gaussian_log_prob
+from autodidact.nn import GaussianActor, adam, gaussian_log_prob
 
 
 @dataclass
@@ -48,7 +48,7 @@ class GCBC(Method):
         super().__init__(cfg, obs_shape, action_dim)
         self.actor = GaussianActor(2 * self.obs_dim, action_dim, cfg.actor_hidden_dims,
                                    layer_norm=cfg.actor_layer_norm, const_std=cfg.const_std)
-        self.opt = torch.optim.Adam(self.parameters(), lr=cfg.lr)
+        self.opt = adam(self.parameters(), lr=cfg.lr)
 
     def make_sampler(self, dataset, seed):
         return GoalSampler(dataset, self.cfg, seed=seed, need_actions=True)

@@ -22,7 +22,8 @@ from torch.func import functional_call
 from autodidact.config import check_common, opt
 from autodidact.data.sampler import GoalSampler
 from autodidact.methods.base import Method
-from autodidact.nn import GaussianActor, GCValue, awr_weights, ema_update, expectile_loss, gaussian_log_prob
+from autodidact.nn import (GCValue, GaussianActor, adam, awr_weights, ema_update, expectile_loss,
+                           gaussian_log_prob)
 
 
 @dataclass
@@ -78,7 +79,7 @@ class GCIQL(Method):
                                    const_std=cfg.const_std)
         # The reference applies one Adam to the sum of the three losses over its whole network dict;
         # the target receives no gradient there (its Adam update is exactly zero), so it is left out.
-        self.opt = torch.optim.Adam([*self.value.parameters(), *self.critic.parameters(),
+        self.opt = adam([*self.value.parameters(), *self.critic.parameters(),
                                      *self.actor.parameters()], lr=cfg.lr)
 
     def make_sampler(self, dataset, seed):

@@ -20,7 +20,7 @@ import torch
 from autodidact.config import check_common, opt
 from autodidact.data.sampler import GoalSampler
 from autodidact.methods.base import Method
-from autodidact.nn import GaussianActor, GCValue, awr_weights, ema_update, gaussian_log_prob
+from autodidact.nn import GCValue, GaussianActor, adam, awr_weights, ema_update, gaussian_log_prob
 
 
 @dataclass
@@ -68,7 +68,7 @@ class GCIVL(Method):
                                    layer_norm=False, const_std=cfg.const_std)
         # The reference applies one Adam to the sum of both losses over its whole network dict; the
         # target receives no gradient there (its Adam update is exactly zero), so it is left out.
-        self.opt = torch.optim.Adam([*self.value.parameters(), *self.actor.parameters()], lr=cfg.lr)
+        self.opt = adam([*self.value.parameters(), *self.actor.parameters()], lr=cfg.lr)
 
     def make_sampler(self, dataset, seed):
         return GoalSampler(dataset, self.cfg, seed=seed, need_actions=True)

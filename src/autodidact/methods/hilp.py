@@ -52,7 +52,7 @@ import torch
 from autodidact.config import check, check_common, opt
 from autodidact.data.sampler import GoalSampler
 from autodidact.methods.base import Method
-from autodidact.nn import MLP, GaussianActor, GCValue, awr_weights, ema_update, gaussian_log_prob
+from autodidact.nn import GCValue, GaussianActor, MLP, adam, awr_weights, ema_update, gaussian_log_prob
 
 
 @dataclass
@@ -116,7 +116,7 @@ class HILP(Method):
                                    const_std=cfg.const_std, log_std_min=-5.0)
         # One Adam over everything the summed loss trains; the targets get no gradient in the
         # reference (their Adam update is exactly zero), so they are left out.
-        self.opt = torch.optim.Adam([*self.phi_net.parameters(), *self.skill_value.parameters(),
+        self.opt = adam([*self.phi_net.parameters(), *self.skill_value.parameters(),
                                      *self.skill_critic.parameters(), *self.actor.parameters()], lr=cfg.lr)
 
     def make_sampler(self, dataset, seed):

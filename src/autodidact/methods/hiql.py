@@ -33,7 +33,7 @@ from torch import nn
 from autodidact.config import check, check_common, opt
 from autodidact.data.sampler import GoalSampler
 from autodidact.methods.base import Method
-from autodidact.nn import MLP, GaussianActor, GCValue, awr_weights, ema_update, gaussian_log_prob
+from autodidact.nn import GCValue, GaussianActor, MLP, adam, awr_weights, ema_update, gaussian_log_prob
 
 
 @dataclass
@@ -110,7 +110,7 @@ class HIQL(Method):
                                         layer_norm=False, const_std=cfg.const_std)
         # One Adam over everything the summed loss trains; the target gets no gradient in the
         # reference (its Adam update is exactly zero), so it is left out.
-        self.opt = torch.optim.Adam([*self.phi.parameters(), *self.value.parameters(),
+        self.opt = adam([*self.phi.parameters(), *self.value.parameters(),
                                      *self.low_actor.parameters(), *self.high_actor.parameters()], lr=cfg.lr)
 
     def make_sampler(self, dataset, seed):

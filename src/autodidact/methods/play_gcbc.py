@@ -15,7 +15,7 @@ import torch
 from autodidact.data.sampler import WindowSampler
 from autodidact.methods.base import Method
 from autodidact.methods.play_lmp import PlayConfig, decoder_info, hindsight_windows, window_rows
-from autodidact.nn import LogisticMixtureActor
+from autodidact.nn import LogisticMixtureActor, adam
 
 
 @dataclass
@@ -34,7 +34,7 @@ class PlayGCBC(Method):
         self.decoder = LogisticMixtureActor(2 * self.obs_dim, action_dim, cfg.actor_hidden_dims,
                                             num_mixtures=cfg.num_mixtures, num_bins=cfg.num_bins,
                                             layer_norm=cfg.actor_layer_norm)
-        self.opt = torch.optim.Adam(self.parameters(), lr=cfg.lr)
+        self.opt = adam(self.parameters(), lr=cfg.lr)
 
     def make_sampler(self, dataset, seed):
         return WindowSampler(dataset, self.cfg.window, seed=seed, need_actions=True)

@@ -46,7 +46,7 @@ from torch.nn import functional as F
 from autodidact.config import check, check_common, opt
 from autodidact.data.sampler import WindowSampler
 from autodidact.methods.base import Method
-from autodidact.nn import MLP, Linear, LogisticMixtureActor
+from autodidact.nn import Linear, LogisticMixtureActor, MLP, adam
 
 
 @dataclass
@@ -186,7 +186,7 @@ class PlayLMP(Method):
         self.decoder = LogisticMixtureActor(2 * d + cfg.latent_dim, action_dim, cfg.actor_hidden_dims,
                                             num_mixtures=cfg.num_mixtures, num_bins=cfg.num_bins,
                                             layer_norm=cfg.actor_layer_norm)
-        self.opt = torch.optim.Adam(self.parameters(), lr=cfg.lr)
+        self.opt = adam(self.parameters(), lr=cfg.lr)
 
     def make_sampler(self, dataset, seed):
         return WindowSampler(dataset, self.cfg.window, seed=seed, need_actions=True)

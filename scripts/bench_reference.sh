@@ -16,6 +16,7 @@ WORK=${WORK:-/tmp/refbench}
 REPS=${REPS:-3}
 WARMUP=${WARMUP:-5}
 METHODS=${METHODS:-"gcbc gcivl gciql qrl crl hiql"}
+BF16=${BF16:-1}  # also time autodidact with --precision bf16 in each repetition
 
 steps_for() {  # short timings: more steps for the cheap method
   case $1 in gcbc) echo 100 ;; *) echo 30 ;; esac
@@ -136,6 +137,11 @@ for rep in $(seq 1 "$REPS"); do
     echo "rep $rep $m ours   load $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$WORK/results/load.log"
     "$AUTODIDACT" bench --method "$m" --dataset "$DATASET" --steps "$s" --warmup "$WARMUP" \
       --json "$WORK/results/ours_${m}_$rep.json" > /dev/null
+    if [ "$BF16" = 1 ]; then
+      echo "rep $rep $m bf16   load $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$WORK/results/load.log"
+      "$AUTODIDACT" bench --method "$m" --dataset "$DATASET" --steps "$s" --warmup "$WARMUP" --precision bf16 \
+        --json "$WORK/results/ours_bf16_${m}_$rep.json" > /dev/null
+    fi
     echo "rep $rep $m ref    load $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$WORK/results/load.log"
     (cd "$WORK" && "$REF_VENV/bin/python" ref_harness.py --ref "$REF_DIR" --method "$m" \
       --dataset "$DATASET" --steps "$s" --warmup "$WARMUP" --json "$WORK/results/ref_${m}_$rep.json" > /dev/null)
@@ -168,6 +174,17 @@ for m in methods:
     o = [round(x['steps_per_s'], 2) for x in load(f'{d}/ours_{m}_*.json')]
     r = [round(x['steps_per_s'], 2) for x in load(f'{d}/ref_{m}_*.json')]
     print(f'  {m}: ours {o}  reference {r}  ratios {[round(x / y, 2) for x, y in zip(o, r)]}')
+bf = {m: load(f'{d}/ours_bf16_{m}_*.json') for m in methods}
+if any(bf.values()):
+    print('\nautodidact --precision bf16 against the float32 reference (same repetitions):\n')
+    print('| method | bf16 steps/s | ratio bf16 / float32 reference (median of pairs) | ratio bf16 / our float32 |')
+    print('|---|---|---|---|')
+    for m in methods:
+        b, o, r = bf[m], load(f'{d}/ours_{m}_*.json'), load(f'{d}/ref_{m}_*.json')
+        if b:
+            print(f"| {m} | {med([x['steps_per_s'] for x in b]):.2f} | "
+                  f"{med([x['steps_per_s'] / y['steps_per_s'] for x, y in zip(b, r)]):.2f} | "
+                  f"{med([x['steps_per_s'] / y['steps_per_s'] for x, y in zip(b, o)]):.2f} |")
 print('\nsampler batches/s (median): ' + ', '.join(
     f"{m} ours {med([x['sampler_batches_per_s'] for x in load(f'{d}/ours_{m}_*.json')]):.0f} / "
     f"ref {med([x['sampler_batches_per_s'] for x in load(f'{d}/ref_{m}_*.json')]):.0f}" for m in methods))

@@ -164,7 +164,7 @@ def test_phi_distances_grow_with_temporal_distance(tmp_path):
     assert rho_time > 0.8 and rho_time > rho_space + 0.1, (rho_time, rho_space)
     # The chain's far end (0.3 away in space) is farther in phi than its middle (~1 away in space).
     assert dist[0, -1] > 1.3 * dist[0, n // 2], (dist[0, -1], dist[0, n // 2])
-    assert (run / "phi.png").stat().st_size > 10_000
+    assert (run / "figures" / "phi.png").stat().st_size > 10_000
 
 
 @pytest.fixture(scope="module")
@@ -199,7 +199,7 @@ def test_value_is_minus_learned_steps(trained):
 
 def test_phi_figure_written(trained):
     run, _ = trained
-    assert (run / "phi.png").stat().st_size > 10_000
+    assert (run / "figures" / "phi.png").stat().st_size > 10_000
 
 
 def test_resume_matches_uninterrupted(tmp_path):

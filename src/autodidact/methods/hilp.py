@@ -241,7 +241,7 @@ class HILP(Method):
 
     # ------------------------------------------------------------ figures
     def write_figures(self, run_dir, dataset, max_states=4000):
-        """phi.png: the learned Hilbert representation of dataset states.
+        """figures/phi.png: the learned Hilbert representation of dataset states.
 
         Left: the states at their positions (the maze x-y for OGBench mazes, else a PCA of the
         observations), coloured by position. Middle: phi of the same states projected on its top
@@ -290,7 +290,8 @@ class HILP(Method):
         for ax in axes:
             ax.set_aspect("equal", adjustable="datalim")
         fig.tight_layout()
-        path = run_dir / "phi.png"
+        path = run_dir / "figures" / "phi.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format="png", dpi=90)
         plt.close(fig)

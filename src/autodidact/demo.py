@@ -21,6 +21,8 @@ DATASET = "pointmaze-medium-navigate-v0"
 # Measured on 2 cores (10 episodes per task): GCBC after 6000 steps reached 42%, 20% and 40% with
 # seeds 0, 1, 2, while 20000 steps fell to 2% (GCBC overfits 100 episodes; OGBench's 1M-step figure
 # is 9%) and GCIVL after 8000 steps reached 2%: its value has not propagated across the maze yet.
+# HILP's zero-shot goal prompting after 10000 steps at the same size reached 0% (its phi already
+# maps the maze, but the skill value is still rising; docs/BENCHMARKS.md), so the demo stays GCBC.
 DEMO = {
     "method": "gcbc",
     "episodes": 100,            # 100k transitions (OGBench's file has 1M)

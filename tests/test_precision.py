@@ -53,7 +53,6 @@ def test_bf16_learns_as_well_as_float32_and_keeps_float32_state(tmp_path, method
         success[precision] = rollout_success(GoalPolicy(trained).act)
     random = rollout_success(lambda s, g: np.random.default_rng(0).uniform(-1, 1, s.shape))
     assert success["bf16"] > random + 0.3
-    print(method, success, "random", random)
     assert success["bf16"] >= success["float32"] - 0.1, success
 
 

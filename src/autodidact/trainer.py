@@ -232,6 +232,7 @@ def _train(run_dir, run_cfg, dataset, device_name, progress, resume):
             dist.broadcast(p, 0)  # identical start on every process
 
     total, bs = run_cfg["steps"], method.cfg.batch_size
+    precision = run_cfg.get("precision", "float32")  # runs made before precision existed: float32
     log_every, ckpt_every = run_cfg["log_every"], run_cfg["checkpoint_every"]
     eval_every = run_cfg["eval_every"] if run_cfg["eval_episodes"] else 0
     writer = metrics = evals = None
@@ -252,7 +253,7 @@ def _train(run_dir, run_cfg, dataset, device_name, progress, resume):
         t0 = time.perf_counter()
         batch = to_tensors(sampler.sample(bs), device)
         sample_time += time.perf_counter() - t0
-        with autocast(device, run_cfg.get("precision", "float32")):  # runs before precision existed: float32
+        with autocast(device, precision):
             info = method.update(batch)
         for k, v in info.items():
             sums[k] = sums.get(k, 0.0) + v

@@ -42,6 +42,25 @@ def test_defaults_are_the_published_ones():
         HILPConfig(skill_expectile=1.0)
 
 
+def test_actor_activation_is_the_references_relu_and_older_runs_keep_gelu(tmp_path):
+    import json
+    assert HILPConfig().actor_activation == "relu"  # jaxrl_m's Policy, which the HILP code uses
+    acts = lambda m: {type(x).__name__ for x in m.actor.modules()} & {"ReLU", "GELU"}  # noqa: E731
+    assert acts(_tiny_method()) == {"ReLU"}
+    assert acts(_tiny_method(actor_activation="gelu")) == {"GELU"}
+    with pytest.raises(Exception, match="actor_activation"):
+        HILPConfig(actor_activation="tanh")
+    # A run saved before the option existed (no key in its config) was trained with GELU.
+    data = point_play_dataset(tmp_path / "point.npz")
+    run = trainer.new_run(settings("hilp", tmp_path, data, 2, overrides=TINY + ("actor_activation=gelu",)),
+                          argv=["test"])
+    run_json = json.loads((run / "run.json").read_text())
+    del run_json["config"]["actor_activation"]
+    (run / "run.json").write_text(json.dumps(run_json))
+    _, method, _, _ = trainer.load_run(run)
+    assert acts(method) == {"GELU"}
+
+
 def test_losses_match_the_reference_formulas():
     """hilp_gcrl/src/agents/hilp.py, term by term, with the skills fixed."""
     m, b = _tiny_method(), goal_batch()

@@ -69,13 +69,20 @@ class EnsembleLinear(nn.Module):
         return torch.baddbmm(self.bias, x, self.weight)
 
 
+# Hidden activations. GELU is what OGBench's networks use; ReLU is jaxrl_m's default, which the
+# HILP code's policy network keeps.
+ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU}
+
+
 class MLP(nn.Module):
-    """Dense -> GELU -> (LayerNorm) per hidden layer; `ensemble` > 0 stacks that many copies that
+    """Dense -> activation (GELU by default) -> (LayerNorm) per hidden layer; `ensemble` > 0 stacks that many copies that
     run as batched matmuls (value ensembles, twin critics) and adds a leading ensemble axis."""
 
     def __init__(self, in_dim, hidden_dims, out_dim=None, layer_norm=False, activate_final=False,
-                 ensemble=0, final_init_scale=1.0):
+                 ensemble=0, final_init_scale=1.0, activation="gelu"):
         super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got '{activation}'")
         dims = [in_dim, *hidden_dims] + ([out_dim] if out_dim is not None else [])
         self.ensemble = ensemble
         layers = []
@@ -86,7 +93,7 @@ class MLP(nn.Module):
             layers.append(EnsembleLinear(ensemble, dims[i], dims[i + 1], scale, full_precision=output) if ensemble
                           else Linear(dims[i], dims[i + 1], scale, full_precision=output))
             if not last or activate_final:
-                layers.append(nn.GELU())  # exact form: see the module note
+                layers.append(ACTIVATIONS[activation]())  # GELU: exact form, see the module note
                 if layer_norm:
                     layers.append(nn.LayerNorm(dims[i + 1], eps=1e-6))  # flax default eps
         self.net = nn.Sequential(*layers)
@@ -106,9 +113,10 @@ class GaussianActor(nn.Module):
     """
 
     def __init__(self, in_dim, action_dim, hidden_dims, layer_norm=False, const_std=True,
-                 state_dependent_std=False, log_std_min=-5.0, log_std_max=2.0, tanh_squash=False):
+                 state_dependent_std=False, log_std_min=-5.0, log_std_max=2.0, tanh_squash=False,
+                 activation="gelu"):
         super().__init__()
-        self.trunk = MLP(in_dim, hidden_dims, layer_norm=layer_norm, activate_final=True)
+        self.trunk = MLP(in_dim, hidden_dims, layer_norm=layer_norm, activate_final=True, activation=activation)
         self.mean = Linear(self.trunk.out_dim, action_dim, init_scale=1e-2, full_precision=True)
         self.const_std, self.state_dependent_std = const_std, state_dependent_std
         self.log_std_min, self.log_std_max, self.tanh_squash = log_std_min, log_std_max, tanh_squash

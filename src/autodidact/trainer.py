@@ -91,7 +91,10 @@ def _device(name):
 def build_method(run_cfg):
     """Construct the method of a run from its saved config and shapes, seeded."""
     cls = get_method(run_cfg["method"])
-    cfg = cfglib.from_dict(cls.Config, {k: v for k, v in run_cfg["config"].items() if k != "type"})
+    saved = {k: v for k, v in run_cfg["config"].items() if k != "type"}
+    # A run saved before a config field existed was trained with that field's old behaviour.
+    saved = {**{k: v for k, v in cls.legacy_defaults.items() if k not in saved}, **saved}
+    cfg = cfglib.from_dict(cls.Config, saved)
     torch.manual_seed(run_cfg["seed"])
     return cls(cfg, tuple(run_cfg["obs_shape"]), run_cfg["action_dim"])
 

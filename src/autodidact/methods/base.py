@@ -21,6 +21,7 @@ class Method(nn.Module):
     prompts: tuple = ("goal",)      # which prompts `act` can serve
     needs_actions: bool = True      # False for action-free objectives
     presets: dict = {}              # {OGBench dataset name: {config key: published value}}
+    legacy_defaults: dict = {}      # {config key added later: value runs saved before it used}
 
     def __init__(self, cfg, obs_shape, action_dim):
         super().__init__()

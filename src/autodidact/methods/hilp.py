@@ -17,8 +17,9 @@ goal prompting, so the standard evaluator and `autodidact eval` work unchanged.
 
 Defaults are the public code's goal-conditioned agent (seohongpark/HILP, `hilp_gcrl/main.py` and
 `src/agents/hilp.py`): skill (latent) dim 32, expectile 0.95, skill expectile 0.9, AWR temperature
-10, discounts 0.99, tau 0.005, 3x512 LayerNorm MLPs for phi, V and Q, a 3x512 actor without
-LayerNorm with a learned state-independent std (log std >= -5), one Adam (3e-4) over all of it,
+10, discounts 0.99, tau 0.005, 3x512 LayerNorm GELU MLPs for phi, V and Q, a 3x512 ReLU actor
+(jaxrl_m's Policy default; `actor_activation=gelu` gives OGBench's) without LayerNorm with a learned
+state-independent std (log std >= -5), one Adam (3e-4) over all of it,
 batch 1024, value goals 0.625 future-in-trajectory (geometric offsets) / 0.375 random, never the
 current state.
 
@@ -35,8 +36,6 @@ Faithful details of the reference kept here:
 - Both Polyak targets move towards the parameters from before this step's gradient update.
 
 Departures:
-- The actor's MLP uses GELU (our shared GaussianActor) where the reference's jaxrl_m Policy uses
-  ReLU; the critics and phi use GELU in both.
 - The reference builds a `skill_target_value` network it never reads or updates; it is left out.
 - Skills are drawn from torch's CPU generator (the trainer checkpoints it), so a resumed run draws
   exactly the skills an uninterrupted one would, on any device.
@@ -52,7 +51,7 @@ import torch
 from autodidact.config import check, check_common, opt
 from autodidact.data.sampler import GoalSampler
 from autodidact.methods.base import Method
-from autodidact.nn import GCValue, GaussianActor, MLP, adam, awr_weights, ema_update, gaussian_log_prob
+from autodidact.nn import ACTIVATIONS, GCValue, GaussianActor, MLP, adam, awr_weights, ema_update, gaussian_log_prob
 
 
 @dataclass
@@ -70,6 +69,7 @@ class HILPConfig:
     skill_temperature: float = opt(10.0, "skill-policy AWR inverse temperature: weights exp(temp * adv), max 100")
     skill_discount: float = opt(0.99, "discount of the intrinsic skill return")
     const_std: bool = opt(False, "fix the policy std at 1 (the reference learns a state-independent log std)")
+    actor_activation: str = opt("relu", "skill-policy hidden activation: relu (the reference's jaxrl_m Policy) or gelu")
     value_p_curgoal: float = opt(0.0, "probability the value goal is the current state (the reference never uses it)")
     value_p_trajgoal: float = opt(0.625, "probability the value goal is a future state of the same trajectory")
     value_p_randomgoal: float = opt(0.375, "probability the value goal is a random dataset state")
@@ -86,6 +86,8 @@ class HILPConfig:
         check(0.0 < self.skill_expectile < 1.0, "skill_expectile", f"must be in (0, 1), got {self.skill_expectile}")
         check(self.skill_temperature >= 0, "skill_temperature", f"must be >= 0, got {self.skill_temperature}")
         check(0.0 <= self.skill_discount < 1.0, "skill_discount", f"must be in [0, 1), got {self.skill_discount}")
+        check(self.actor_activation in ACTIVATIONS, "actor_activation",
+              f"must be one of {', '.join(ACTIVATIONS)}, got '{self.actor_activation}'")
 
 
 def normalize(x, eps=1e-6):
@@ -102,6 +104,8 @@ class HILP(Method):
     # Neither the HILP code (D4RL AntMaze/Kitchen, ExORL) nor OGBench's impls/hyperparameters.sh
     # publishes HILP settings for OGBench datasets, so there is no per-dataset table.
     presets = {}
+    # Runs saved before `actor_activation` existed trained a GELU actor.
+    legacy_defaults = {"actor_activation": "gelu"}
 
     def __init__(self, cfg: HILPConfig, obs_shape, action_dim):
         super().__init__(cfg, obs_shape, action_dim)
@@ -113,7 +117,7 @@ class HILP(Method):
         self.skill_critic = GCValue(d + k + action_dim, cfg.value_hidden_dims, layer_norm=cfg.layer_norm, ensemble=2)
         self.target_skill_critic = copy.deepcopy(self.skill_critic).requires_grad_(False)
         self.actor = GaussianActor(d + k, action_dim, cfg.actor_hidden_dims, layer_norm=False,
-                                   const_std=cfg.const_std, log_std_min=-5.0)
+                                   const_std=cfg.const_std, log_std_min=-5.0, activation=cfg.actor_activation)
         # One Adam over everything the summed loss trains; the targets get no gradient in the
         # reference (their Adam update is exactly zero), so they are left out.
         self.opt = adam([*self.phi_net.parameters(), *self.skill_value.parameters(),

@@ -11,6 +11,7 @@ import time
 import torch
 
 from autodidact import config as cfglib
+from autodidact.allocator import keep_freed_memory
 from autodidact.data.dataset import load
 from autodidact.errors import UserError
 from autodidact.methods import get_method
@@ -50,6 +51,7 @@ def bench(method_name, dataset_path, steps=50, warmup=10, overrides=(), seed=0, 
     if precision not in PRECISIONS:
         raise UserError(f"--precision must be one of {', '.join(PRECISIONS)}, got '{precision}'")
     cls = get_method(method_name)
+    keep_freed_memory()  # as training does (see allocator.py)
     cfg = cfglib.apply_overrides(cls.Config(), preset_for(dataset_path, cls.name))
     cfg = cfglib.apply_overrides(cfg, list(overrides))
     ds = load(dataset_path)

@@ -31,6 +31,7 @@ import torch
 import torch.distributed as dist
 
 from autodidact import config as cfglib
+from autodidact.allocator import keep_freed_memory
 from autodidact.checkpoint import latest_checkpoint, load_checkpoint, prune_checkpoints, save_checkpoint
 from autodidact.data.dataset import load as load_dataset
 from autodidact.errors import UserError
@@ -214,6 +215,7 @@ def to_tensors(batch, device):
 
 
 def _train(run_dir, run_cfg, dataset, device_name, progress, resume):
+    keep_freed_memory()
     world, rank = _dist_info()
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")

@@ -126,7 +126,7 @@ PY
 if [ "${SUMMARY_ONLY:-0}" != 1 ]; then
 {
   echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'); cores: $(nproc)"
-  echo "torch: $("$REPO/.venv/bin/python" -c 'import torch; print(torch.__version__)')"
+  echo "torch: $("$(dirname "$AUTODIDACT")/python" -c 'import torch; print(torch.__version__)')"
   echo "jax: $("$REF_VENV/bin/python" -c 'import jax, jaxlib, flax; print(jax.__version__, "jaxlib", jaxlib.__version__, "flax", flax.__version__)')"
   echo "reference commit: $REF_COMMIT"
 } | tee "$WORK/results/machine.txt"

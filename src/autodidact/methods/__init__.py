@@ -22,7 +22,8 @@ def _module_names():
 def _load(module_name):
     module = importlib.import_module(f"{__name__}.{module_name}")
     for obj in vars(module).values():
-        if isinstance(obj, type) and issubclass(obj, Method) and obj is not Method and obj.__module__ == module.__name__:
+        # A module's method is its named Method subclass; unnamed ones are shared bases.
+        if isinstance(obj, type) and issubclass(obj, Method) and obj.name and obj.__module__ == module.__name__:
             return obj
     return None
 

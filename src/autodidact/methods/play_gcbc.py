@@ -12,10 +12,8 @@ from dataclasses import dataclass
 
 import torch
 
-from autodidact.data.sampler import WindowSampler
-from autodidact.methods.base import Method
-from autodidact.methods.play_lmp import PlayConfig, decoder_info, hindsight_windows, window_rows
-from autodidact.nn import LogisticMixtureActor, adam
+from autodidact.methods.play_lmp import PlayConfig, PlayMethod, decoder_info, hindsight_windows, window_rows
+from autodidact.nn import adam
 
 
 @dataclass
@@ -23,24 +21,15 @@ class PlayGCBCConfig(PlayConfig):
     """Play-LMP's windows, decoder and action head, without the latent plan's fields."""
 
 
-class PlayGCBC(Method):
+class PlayGCBC(PlayMethod):
     name = "play-gcbc"
     summary = "Play-LMP's baseline: mixture-of-logistics decoder pi(a | s, goal) on play windows, no latent plan"
     Config = PlayGCBCConfig
-    prompts = ("goal",)
 
     def __init__(self, cfg: PlayGCBCConfig, obs_shape, action_dim):
         super().__init__(cfg, obs_shape, action_dim)
-        self.decoder = LogisticMixtureActor(2 * self.obs_dim, action_dim, cfg.actor_hidden_dims,
-                                            num_mixtures=cfg.num_mixtures, num_bins=cfg.num_bins,
-                                            layer_norm=cfg.actor_layer_norm)
+        self.decoder = self.make_decoder(2 * self.obs_dim)
         self.opt = adam(self.parameters(), lr=cfg.lr)
-
-    def make_sampler(self, dataset, seed):
-        return WindowSampler(dataset, self.cfg.window, seed=seed, need_actions=True)
-
-    def optimizers(self):
-        return {"main": self.opt}
 
     def losses(self, batch):
         states, lengths, goals, valid = hindsight_windows(batch, self.cfg.window_min)
@@ -51,11 +40,6 @@ class PlayGCBC(Method):
         info = {"actor/loss": loss.detach(), **decoder_info("actor", self.decoder, inputs, actions, log_prob),
                 "actor/window_length": lengths.float().mean()}
         return loss, info
-
-    def update(self, batch):
-        loss, info = self.losses(batch)
-        self.optimize(loss, self.opt)
-        return info
 
     def act(self, observations, goals, temperature=0.0, generator=None):
         x = torch.cat([self.flat(observations), self.flat(goals)], -1)

@@ -172,27 +172,44 @@ class PlanProposal(nn.Module):
 
 
 # ---------------------------------------------------------------------------- method
-class PlayLMP(Method):
-    name = "play-lmp"
-    summary = "latent plans from play: window VAE (biGRU recognizer, goal-conditioned prior), mixture decoder"
-    Config = PlayLMPConfig
+class PlayMethod(Method):
+    """What Play-LMP and Play-GCBC share: hindsight windows from a `WindowSampler`, a per-step
+    mixture-of-logistics decoder, one Adam over every network, and `losses(batch)` as the update."""
+
     prompts = ("goal",)
 
-    def __init__(self, cfg: PlayLMPConfig, obs_shape, action_dim):
-        super().__init__(cfg, obs_shape, action_dim)
-        d = self.obs_dim
-        self.recognizer = PlanRecognizer(d, cfg.recognizer_hidden, cfg.recognizer_layers, cfg.latent_dim)
-        self.proposal = PlanProposal(d, cfg.proposal_hidden_dims, cfg.latent_dim)
-        self.decoder = LogisticMixtureActor(2 * d + cfg.latent_dim, action_dim, cfg.actor_hidden_dims,
-                                            num_mixtures=cfg.num_mixtures, num_bins=cfg.num_bins,
-                                            layer_norm=cfg.actor_layer_norm)
-        self.opt = adam(self.parameters(), lr=cfg.lr)
+    def make_decoder(self, in_dim):
+        cfg = self.cfg
+        return LogisticMixtureActor(in_dim, self.action_dim, cfg.actor_hidden_dims, num_mixtures=cfg.num_mixtures,
+                                    num_bins=cfg.num_bins, layer_norm=cfg.actor_layer_norm)
 
     def make_sampler(self, dataset, seed):
         return WindowSampler(dataset, self.cfg.window, seed=seed, need_actions=True)
 
     def optimizers(self):
         return {"main": self.opt}
+
+    def losses(self, batch):
+        raise NotImplementedError
+
+    def update(self, batch):
+        loss, info = self.losses(batch)
+        self.optimize(loss, self.opt)
+        return info
+
+
+class PlayLMP(PlayMethod):
+    name = "play-lmp"
+    summary = "latent plans from play: window VAE (biGRU recognizer, goal-conditioned prior), mixture decoder"
+    Config = PlayLMPConfig
+
+    def __init__(self, cfg: PlayLMPConfig, obs_shape, action_dim):
+        super().__init__(cfg, obs_shape, action_dim)
+        d = self.obs_dim
+        self.recognizer = PlanRecognizer(d, cfg.recognizer_hidden, cfg.recognizer_layers, cfg.latent_dim)
+        self.proposal = PlanProposal(d, cfg.proposal_hidden_dims, cfg.latent_dim)
+        self.decoder = self.make_decoder(2 * d + cfg.latent_dim)
+        self.opt = adam(self.parameters(), lr=cfg.lr)
 
     def losses(self, batch):
         """(total loss, info) of one batch of windows."""
@@ -214,11 +231,6 @@ class PlayLMP(Method):
                 "plan/proposal_error": (q_mean.detach() - p_mean.detach()).pow(2).sum(-1).mean(),
                 "plan/window_length": lengths.float().mean()}
         return loss, info
-
-    def update(self, batch):
-        loss, info = self.losses(batch)
-        self.optimize(loss, self.opt)
-        return info
 
     def propose(self, observations, goals, temperature=0.0, generator=None):
         """A plan for each (state, goal): the proposal's mean, or a draw with its std scaled by

@@ -3,10 +3,10 @@
 glibc's malloc serves every allocation above its mmap threshold (128 KiB at start, adapting
 upwards only as such blocks are freed) with a fresh `mmap`, and returns freed heap tops to the
 kernel. An update allocates and frees the same activation-sized tensors (1-8 MB) every step, so
-each step faults every page of them in again, zero-filled by the kernel: ~900 minor faults per
+each step faults every page of them in again, zero-filled by the kernel: 700-1,400 minor faults per
 GCBC update and 7,000-17,000 per GCIVL update at the published size, 1-66 ms of system time per
-step. Raising both thresholds once makes the next step reuse the freed blocks (0-30 faults per
-update); docs/BENCHMARKS.md has the measurement. This is what jemalloc/tcmalloc, which PyTorch
+step. Raising both thresholds once makes the next step reuse the freed blocks (0-224 faults per
+update in the runs measured); docs/BENCHMARKS.md has the measurement. This is what jemalloc/tcmalloc, which PyTorch
 recommends for CPU training, do by design; the cost is that up to the trim threshold of freed
 memory stays mapped to this process.
 """

@@ -6,9 +6,9 @@ kernel. An update allocates and frees the same activation-sized tensors (1-8 MB)
 each step faults every page of them in again, zero-filled by the kernel: 700-1,400 minor faults per
 GCBC update and 7,000-17,000 per GCIVL update at the published size, 1-66 ms of system time per
 step. Raising both thresholds once makes the next step reuse the freed blocks (0-224 faults per
-update in the runs measured); docs/BENCHMARKS.md has the measurement. This is what jemalloc/tcmalloc, which PyTorch
-recommends for CPU training, do by design; the cost is that up to the trim threshold of freed
-memory stays mapped to this process.
+update in the runs measured); docs/BENCHMARKS.md has the measurement. This is what
+jemalloc/tcmalloc, which PyTorch recommends for CPU training, do by design; the cost is that up to
+the trim threshold of freed memory stays mapped to this process.
 """
 
 import ctypes

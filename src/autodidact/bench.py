@@ -10,7 +10,7 @@ import time
 
 import torch
 
-from autodidact import config as cfglib
+from autodidact import config as cfglib, cpu_matmul
 from autodidact.allocator import keep_freed_memory
 from autodidact.data.dataset import load
 from autodidact.errors import UserError
@@ -22,22 +22,23 @@ from autodidact.trainer import PRECISIONS, autocast, to_tensors
 def _update_flops(method, batch):
     """FLOPs of one update, counted by torch's dispatcher (matmuls and convolutions)."""
     from torch.utils.flop_counter import FlopCounterMode
-    counter = FlopCounterMode(display=False)
+    counter = FlopCounterMode(display=False, custom_mapping=cpu_matmul.flop_formulas())
     with counter:
         method.update(batch)
     return counter.get_total_flops()
 
 
 def matmul_rate(n=1024, k=512, m=512, reps=50, device="cpu"):
-    """This machine's float32 matmul rate (FLOP/s) at a shape typical of an update."""
+    """This machine's float32 matmul rate (FLOP/s) at a shape typical of an update, through the
+    kernel the update's layers use (oneDNN on CPU where active, see cpu_matmul.py)."""
     a = torch.randn(n, k, device=device)
     b = torch.randn(k, m, device=device)
     for _ in range(5):
-        a @ b
+        cpu_matmul.matmul(a, b)
     _sync(device)
     t = time.perf_counter()
     for _ in range(reps):
-        a @ b
+        cpu_matmul.matmul(a, b)
     _sync(device)
     return 2 * n * k * m * reps / (time.perf_counter() - t)
 

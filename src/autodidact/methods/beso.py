@@ -68,7 +68,7 @@ from autodidact.config import check, check_common, opt
 from autodidact.data.sampler import GoalSampler
 from autodidact.errors import UserError
 from autodidact.methods.base import Method
-from autodidact.nn import MLP, ema_update
+from autodidact.nn import MLP, adam, ema_update
 
 SIGMA_DENSITY_SCALE = 0.5  # scale of the log-logistic training density (the reference's default)
 SCHEDULES = ("exponential", "karras")
@@ -187,8 +187,8 @@ class BESO(Method):
         self.ema_net = copy.deepcopy(self.net).requires_grad_(False)
         # Updates so far: drives the EMA warm-up and the lr decay, and is saved with the weights.
         self.register_buffer("num_updates", torch.zeros((), dtype=torch.int64))
-        self.opt = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr, betas=(0.9, 0.999),
-                                     weight_decay=cfg.weight_decay, foreach=True)  # see nn.adam
+        self.opt = adam(self.net.parameters(), lr=cfg.lr, cls=torch.optim.AdamW, betas=(0.9, 0.999),
+                        weight_decay=cfg.weight_decay)
 
     def make_sampler(self, dataset, seed):
         return ChunkGoalSampler(dataset, self.cfg, seed=seed)

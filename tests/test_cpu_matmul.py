@@ -1,0 +1,81 @@
+"""The oneDNN float32 dense layers (cpu_matmul.py) compute what torch's own layers compute:
+outputs and all three gradients, plain and ensemble, and fall back where they should."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from autodidact import cpu_matmul
+
+pytestmark = pytest.mark.skipif(not cpu_matmul.active(), reason="oneDNN linear operator unavailable")
+
+
+def _grads(fn, *tensors):
+    tensors = [t.detach().clone().requires_grad_(True) for t in tensors]
+    out = fn(*tensors)
+    # A weighted sum: the gradient reaching the layer is dense and non-uniform. The second term
+    # sends a broadcast (zero-stride) gradient through as well.
+    (out * torch.linspace(-1, 1, out.shape[-1])).sum().backward()
+    return out.detach(), [t.grad for t in tensors]
+
+
+@pytest.mark.parametrize("shape", [(128, 24), (4, 32, 24)])
+def test_linear_matches_torch(shape):
+    g = torch.Generator().manual_seed(0)
+    x, w, b = torch.randn(*shape, generator=g), torch.randn(16, 24, generator=g), torch.randn(16, generator=g)
+    out, grads = _grads(cpu_matmul.linear, x, w, b)
+    ref_out, ref_grads = _grads(F.linear, x, w, b)
+    torch.testing.assert_close(out, ref_out, rtol=1e-4, atol=1e-4)
+    for got, want in zip(grads, ref_grads):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_ensemble_linear_matches_baddbmm_with_shared_input():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(128, 24, generator=g)
+    w, b = torch.randn(2, 24, 16, generator=g), torch.randn(2, 1, 16, generator=g)
+    run = lambda fn: _grads(lambda x, w, b: fn(x.unsqueeze(0).expand(2, *x.shape), w, b), x, w, b)
+    out, grads = run(cpu_matmul.ensemble_linear)
+    ref_out, ref_grads = run(lambda x, w, b: torch.baddbmm(b, x, w))
+    torch.testing.assert_close(out, ref_out, rtol=1e-4, atol=1e-4)
+    for got, want in zip(grads, ref_grads):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_broadcast_gradient():
+    x, w = torch.randn(128, 24), torch.randn(16, 24, requires_grad=True)
+    cpu_matmul.linear(x, w).mean().backward()  # d(mean)/d(out) is an expanded (zero-stride) tensor
+    torch.testing.assert_close(w.grad, x.mean(0).expand(16, 24) / 16, rtol=1e-4, atol=1e-6)
+
+
+def test_small_batches_bf16_and_sliced_weights_take_torchs_path(monkeypatch):
+    calls = []
+    monkeypatch.setattr(cpu_matmul._Linear, "apply", lambda *a: calls.append(a) or F.linear(*a))
+    w = torch.randn(16, 24)
+    cpu_matmul.linear(torch.randn(1, 24), w)                               # one observation
+    cpu_matmul.linear(torch.randn(128, 24), torch.randn(16, 48)[:, :24])    # gapped weight
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        cpu_matmul.linear(torch.randn(128, 24), w)                         # autocast: bf16 matmul
+    cpu_matmul.linear(torch.randn(128, 24, dtype=torch.float64), w.double())
+    assert calls == []
+    cpu_matmul.linear(torch.randn(128, 24), w)
+    assert len(calls) == 1
+
+
+def test_flop_formula_counts_the_onednn_calls():
+    from torch.utils.flop_counter import FlopCounterMode
+    x, w = torch.randn(128, 24), torch.randn(16, 24, requires_grad=True)
+    counter = FlopCounterMode(display=False, custom_mapping=cpu_matmul.flop_formulas())
+    with counter:
+        cpu_matmul.linear(x, w).sum().backward()
+    assert counter.get_total_flops() == 2 * (2 * 128 * 24 * 16)  # forward + weight gradient
+
+
+def test_native_setting_turns_it_off(monkeypatch):
+    monkeypatch.setattr(cpu_matmul, "_state", {})
+    monkeypatch.setenv("AUTODIDACT_CPU_MATMUL", "native")
+    assert not cpu_matmul.active()
+    monkeypatch.setattr(cpu_matmul, "_state", {})
+    monkeypatch.setenv("AUTODIDACT_CPU_MATMUL", "mkl")
+    with pytest.raises(ValueError, match="AUTODIDACT_CPU_MATMUL"):
+        cpu_matmul.active()

@@ -1,14 +1,38 @@
 """autodidact: teach agents to act from unlabeled interaction data."""
 
 import os
+import time
 
-# OpenMP threads that spin while they wait collapse when another process shares the cores, and
-# sleeping at once costs ~10% on an idle machine. A short spin keeps both: see docs/BENCHMARKS.md
-# ("Shared cores"). libgomp reads GOMP_SPINCOUNT only when OMP_WAIT_POLICY is unset, and only
-# when it first loads (with torch), so this must run before torch is imported; a user's own
-# setting of either variable wins.
-if "OMP_WAIT_POLICY" not in os.environ:
-    os.environ.setdefault("GOMP_SPINCOUNT", "1000")
+# How long OpenMP threads spin before they sleep between parallel regions (docs/BENCHMARKS.md,
+# "Shared cores"). On cores of its own, libgomp's default spin is 10-20% faster than sleeping
+# early: an update is hundreds of short parallel regions, and waking a sleeping thread for each
+# costs more than the spin. When other processes are running on the same cores, the spinning
+# threads take time from the one doing the work, and updates run at half speed; a short spin
+# avoids that. So the default spin stays unless, when autodidact is imported, other processes are
+# already runnable or several training processes share this machine (torchrun). libgomp reads
+# these variables only when it first loads (with torch), so this runs before torch is imported;
+# a user's own OMP_WAIT_POLICY or GOMP_SPINCOUNT wins.
+
+
+def _cores_shared():
+    if int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1) > 1:
+        return True
+    try:
+        # Runnable tasks right now (field 4 of /proc/loadavg, "running/total"), this process
+        # included. The least of three reads, so a task that happens to be running for a moment
+        # does not count.
+        counts = []
+        for _ in range(3):
+            with open("/proc/loadavg") as fh:
+                counts.append(int(fh.read().split()[3].split("/")[0]))
+            time.sleep(0.002)
+        return min(counts) > 1
+    except (OSError, ValueError, IndexError):
+        return False
+
+
+if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ and _cores_shared():
+    os.environ["GOMP_SPINCOUNT"] = "1000"
 
 __version__ = "0.1.0"
 

@@ -10,6 +10,12 @@ from autodidact import cpu_matmul
 pytestmark = pytest.mark.skipif(not cpu_matmul.active(), reason="oneDNN linear operator unavailable")
 
 
+@pytest.fixture(autouse=True)
+def small_matmuls_on_onednn(monkeypatch):
+    """These tests use small tensors; send them through oneDNN anyway (MIN_MACS is about speed)."""
+    monkeypatch.setattr(cpu_matmul, "MIN_MACS", 1)
+
+
 def _grads(fn, *tensors):
     tensors = [t.detach().clone().requires_grad_(True) for t in tensors]
     out = fn(*tensors)
@@ -48,11 +54,12 @@ def test_broadcast_gradient():
     torch.testing.assert_close(w.grad, x.mean(0).expand(16, 24) / 16, rtol=1e-4, atol=1e-6)
 
 
-def test_small_batches_bf16_and_sliced_weights_take_torchs_path(monkeypatch):
+def test_small_matmuls_bf16_and_sliced_weights_take_torchs_path(monkeypatch):
+    monkeypatch.setattr(cpu_matmul, "MIN_MACS", 128 * 24 * 16)
     calls = []
     monkeypatch.setattr(cpu_matmul._Linear, "apply", lambda *a: calls.append(a) or F.linear(*a))
     w = torch.randn(16, 24)
-    cpu_matmul.linear(torch.randn(1, 24), w)                               # one observation
+    cpu_matmul.linear(torch.randn(127, 24), w)                             # below MIN_MACS
     cpu_matmul.linear(torch.randn(128, 24), torch.randn(16, 48)[:, :24])    # gapped weight
     with torch.autocast("cpu", dtype=torch.bfloat16):
         cpu_matmul.linear(torch.randn(128, 24), w)                         # autocast: bf16 matmul

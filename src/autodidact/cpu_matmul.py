@@ -11,9 +11,11 @@ PyTorch reaches oneDNN for float32 linear layers only through `torch.ops.mkldnn.
 functions below supply the backward: the input gradient goes through oneDNN as well, the weight
 gradient stays an MKL `mm` (no faster in oneDNN on these shapes), the bias gradient a sum.
 
-It is used only where it pays and is known to work: CPU float32 tensors outside autocast, at
-least `MIN_ROWS` rows (a single observation at evaluation time is faster through MKL), and only
-after a one-time check that the operator exists and agrees with `torch.nn.functional.linear`.
+It is used only where it pays and is known to work: CPU float32 tensors outside autocast, matmuls
+of at least `MIN_MACS` multiply-adds (oneDNN costs ~30 us more per call, so small layers, a single
+observation at evaluation time, and the tiny networks of the test suite are faster through MKL;
+the two break even around 256x256 @ 256x256), and only after a one-time check that the operator
+exists and agrees with `torch.nn.functional.linear`.
 `AUTODIDACT_CPU_MATMUL=native` turns it off (for comparison, or on a machine where MKL is faster).
 """
 
@@ -22,7 +24,7 @@ import os
 import torch
 import torch.nn.functional as F
 
-MIN_ROWS = 64
+MIN_MACS = 1 << 24
 _ENV = "AUTODIDACT_CPU_MATMUL"
 _state = {}
 
@@ -71,8 +73,9 @@ def _dense(t):
 
 def _eligible(x, weight):
     return (x.device.type == "cpu" and x.dtype == torch.float32 and weight.dtype == torch.float32
-            and not torch.is_autocast_enabled("cpu") and x.numel() >= MIN_ROWS * x.shape[-1]
-            and x.stride(-1) == 1 and _op() is not None)
+            and not torch.is_autocast_enabled("cpu") and x.stride(-1) == 1
+            and x.numel() // x.shape[-1] * weight.shape[-1] * weight.shape[-2] >= MIN_MACS
+            and _op() is not None)
 
 
 def _mm_t(a, b):

@@ -4,11 +4,11 @@ import os
 import time
 
 # How long OpenMP threads spin before they sleep between parallel regions (docs/BENCHMARKS.md,
-# "Shared cores"). On cores of its own, libgomp's default spin is 10-20% faster than sleeping
-# early: an update is hundreds of short parallel regions, and waking a sleeping thread for each
-# costs more than the spin. When other processes are running on the same cores, the spinning
-# threads take time from the one doing the work, and updates run at half speed; a short spin
-# avoids that. So the default spin stays unless, when autodidact is imported, other processes are
+# "Shared cores"). On cores of its own, libgomp's default spin made GCBC's published-size update
+# 7-24% faster than a short spin: an update is hundreds of short parallel regions, and waking a
+# sleeping thread for each costs more than the spin. When another process runs on the same cores,
+# the spinning threads take time from the one doing the work: 12.8 steps/s beside one busy
+# process, against 19-21 with a short spin. So the default spin stays unless, when autodidact is imported, other processes are
 # already runnable or several training processes share this machine (torchrun). libgomp reads
 # these variables only when it first loads (with torch), so this runs before torch is imported;
 # a user's own OMP_WAIT_POLICY or GOMP_SPINCOUNT wins.

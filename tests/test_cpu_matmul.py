@@ -19,8 +19,8 @@ def small_matmuls_on_onednn(monkeypatch):
 def _grads(fn, *tensors):
     tensors = [t.detach().clone().requires_grad_(True) for t in tensors]
     out = fn(*tensors)
-    # A weighted sum: the gradient reaching the layer is dense and non-uniform. The second term
-    # sends a broadcast (zero-stride) gradient through as well.
+    # A weighted sum: the gradient reaching the layer is dense and non-uniform (the broadcast,
+    # zero-stride case has its own test below).
     (out * torch.linspace(-1, 1, out.shape[-1])).sum().backward()
     return out.detach(), [t.grad for t in tensors]
 

@@ -8,10 +8,10 @@ import time
 # 7-24% faster than a short spin: an update is hundreds of short parallel regions, and waking a
 # sleeping thread for each costs more than the spin. When another process runs on the same cores,
 # the spinning threads take time from the one doing the work: 12.8 steps/s beside one busy
-# process, against 19-21 with a short spin. So the default spin stays unless, when autodidact is imported, other processes are
-# already runnable or several training processes share this machine (torchrun). libgomp reads
-# these variables only when it first loads (with torch), so this runs before torch is imported;
-# a user's own OMP_WAIT_POLICY or GOMP_SPINCOUNT wins.
+# process, against 19-21 with a short spin. So the default spin stays unless, when autodidact is
+# imported, other processes are already runnable or several training processes share this
+# machine (torchrun). libgomp reads these variables only when it first loads (with torch), so
+# this runs before torch is imported; a user's own OMP_WAIT_POLICY or GOMP_SPINCOUNT wins.
 
 
 def _cores_shared():
@@ -22,10 +22,11 @@ def _cores_shared():
         # included. The least of three reads, so a task that happens to be running for a moment
         # does not count.
         counts = []
-        for _ in range(3):
+        for i in range(3):
+            if i:
+                time.sleep(0.002)
             with open("/proc/loadavg") as fh:
                 counts.append(int(fh.read().split()[3].split("/")[0]))
-            time.sleep(0.002)
         return min(counts) > 1
     except (OSError, ValueError, IndexError):
         return False

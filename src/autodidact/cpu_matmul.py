@@ -1,9 +1,10 @@
 """Float32 dense layers on CPU through oneDNN instead of MKL.
 
 PyTorch's CPU build sends float32 `addmm`/`mm`/`bmm` to MKL's sgemm. On the AMD EPYC (Zen 4) this
-project is measured on, MKL reaches 130-160 GFLOP/s with two threads on the published layer
-shape (1024x512 @ 512x512) and the batched ensemble matmuls only 110-140, while oneDNN, which
-PyTorch also ships, reaches 165-190 on the same shapes (docs/BENCHMARKS.md has the measurement).
+project is measured on, MKL reaches 140-150 GFLOP/s with two threads on the published layer
+shape (1024x512 @ 512x512), its batched `bmm` for the value ensembles no more, while oneDNN, which
+PyTorch also ships, reaches ~183 on the forward and input-gradient matmuls
+(`python scripts/bench_matmul.py`; docs/BENCHMARKS.md has the table).
 The arithmetic is float32 in both (oneDNN's default "ieee" float32 mode, no bfloat16 inside).
 
 PyTorch reaches oneDNN for float32 linear layers only through `torch.ops.mkldnn._linear_pointwise`
@@ -53,6 +54,7 @@ def _checked_op():
         with torch.no_grad():
             y = op(x, w, b, "none", [], "")
             ok = y.shape == (70, 16) and torch.allclose(y, F.linear(x, w, b), rtol=1e-4, atol=1e-4)
+            # A column-major weight, as the backward passes it.
             ok = ok and torch.allclose(op(x, w.t().contiguous().t(), None, "none", [], ""), x @ w.t(),
                                        rtol=1e-4, atol=1e-4)
         return op if ok else None
@@ -108,7 +110,7 @@ class _Linear(torch.autograd.Function):
 
 class _EnsembleLinear(torch.autograd.Function):
     """y[e] = x[e] @ weight[e] + bias[e], weight [E, in, out], bias [E, 1, out]: one oneDNN call per
-    member (MKL's float32 `bmm` is the slowest of the three paths, see the module note)."""
+    member, which beats MKL's float32 `bmm` even with the stack (module note)."""
 
     @staticmethod
     def forward(ctx, x, weight, bias):

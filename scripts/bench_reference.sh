@@ -17,9 +17,10 @@ REPS=${REPS:-3}
 WARMUP=${WARMUP:-5}
 METHODS=${METHODS:-"gcbc gcivl gciql qrl crl hiql"}
 BF16=${BF16:-1}  # also time autodidact with --precision bf16 in each repetition
+EAGER=${EAGER:-1}  # where autodidact compiles the update (--compile auto), also time it uncompiled
 
 steps_for() {  # short timings: more steps for the cheap method
-  case $1 in gcbc) echo 100 ;; *) echo 30 ;; esac
+  case $1 in gcbc) echo 300 ;; *) echo 30 ;; esac
 }
 
 reference_setup
@@ -137,6 +138,11 @@ for rep in $(seq 1 "$REPS"); do
     echo "rep $rep $m ours   load $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$WORK/results/load.log"
     "$AUTODIDACT" bench --method "$m" --dataset "$DATASET" --steps "$s" --warmup "$WARMUP" \
       --json "$WORK/results/ours_${m}_$rep.json" > /dev/null
+    if [ "$EAGER" = 1 ] && grep -q '"compiled": true' "$WORK/results/ours_${m}_$rep.json"; then
+      echo "rep $rep $m eager  load $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$WORK/results/load.log"
+      "$AUTODIDACT" bench --method "$m" --dataset "$DATASET" --steps "$s" --warmup "$WARMUP" --compile off \
+        --json "$WORK/results/ours_eager_${m}_$rep.json" > /dev/null
+    fi
     if [ "$BF16" = 1 ]; then
       echo "rep $rep $m bf16   load $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$WORK/results/load.log"
       "$AUTODIDACT" bench --method "$m" --dataset "$DATASET" --steps "$s" --warmup "$WARMUP" --precision bf16 \
@@ -159,21 +165,34 @@ med = statistics.median
 load = lambda p: [json.load(open(f)) for f in sorted(glob.glob(p))]
 rate = med([r['matmul_gflop_per_s'] for r in load(f'{d}/ours_*.json')])
 print(f'median torch float32 matmul rate (1024x512 @ 512x512): {rate:.1f} GFLOP/s\n')
-print('| method | autodidact steps/s | reference steps/s | ratio ours/ref (median of pairs) | autodidact % of matmul rate '
+print('| method | compiled | autodidact steps/s | reference steps/s | ratio ours/ref (median of pairs) | autodidact % of matmul rate '
       '| reference % of matmul rate | autodidact update GFLOP | reference update GFLOP (dots / XLA total) |')
-print('|---|---|---|---|---|---|---|---|')
+print('|---|---|---|---|---|---|---|---|---|')
 for m in methods:
     o, r = load(f'{d}/ours_{m}_*.json'), load(f'{d}/ref_{m}_*.json')
     os_, rs = med([x['steps_per_s'] for x in o]), med([x['steps_per_s'] for x in r])
     ratio = med([x['steps_per_s'] / y['steps_per_s'] for x, y in zip(o, r)])
     og, rg, rx = o[0]['update_gflop'], r[0]['update_gflop_dots'], r[0]['update_gflop_xla_cost_analysis']
-    print(f'| {m} | {os_:.2f} | {rs:.2f} | {ratio:.2f} | {100 * og * os_ / rate:.0f}% | '
+    compiled = 'yes' if all(x.get('compiled') for x in o) else 'no' if not any(x.get('compiled') for x in o) else 'mixed'
+    print(f'| {m} | {compiled} | {os_:.2f} | {rs:.2f} | {ratio:.2f} | {100 * og * os_ / rate:.0f}% | '
           f'{100 * rg * rs / rate:.0f}% | {og:.2f} | {rg:.2f} / {rx:.2f} |')
 print('\nper-repetition steps/s:')
 for m in methods:
     o = [round(x['steps_per_s'], 2) for x in load(f'{d}/ours_{m}_*.json')]
     r = [round(x['steps_per_s'], 2) for x in load(f'{d}/ref_{m}_*.json')]
     print(f'  {m}: ours {o}  reference {r}  ratios {[round(x / y, 2) for x, y in zip(o, r)]}')
+eager = {m: load(f'{d}/ours_eager_{m}_*.json') for m in methods}
+if any(eager.values()):
+    print('\nthe same update uncompiled (--compile off), same repetitions:\n')
+    print('| method | uncompiled steps/s | ratio uncompiled / reference (median of pairs) | ratio compiled / uncompiled |')
+    print('|---|---|---|---|')
+    for m in methods:
+        e, o, r = eager[m], load(f'{d}/ours_{m}_*.json'), load(f'{d}/ref_{m}_*.json')
+        if e:
+            print(f"| {m} | {med([x['steps_per_s'] for x in e]):.2f} | "
+                  f"{med([x['steps_per_s'] / y['steps_per_s'] for x, y in zip(e, r)]):.2f} | "
+                  f"{med([x['steps_per_s'] / y['steps_per_s'] for x, y in zip(o, e)]):.2f} |")
+            print(f"  per repetition: uncompiled {[round(x['steps_per_s'], 2) for x in e]}")
 bf = {m: load(f'{d}/ours_bf16_{m}_*.json') for m in methods}
 if any(bf.values()):
     print('\nautodidact --precision bf16 against the float32 reference (same repetitions):\n')

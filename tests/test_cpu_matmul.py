@@ -12,8 +12,10 @@ pytestmark = pytest.mark.skipif(not cpu_matmul.active(), reason="oneDNN linear o
 
 @pytest.fixture(autouse=True)
 def small_matmuls_on_onednn(monkeypatch):
-    """These tests use small tensors; send them through oneDNN anyway (MIN_MACS is about speed)."""
+    """These tests use small tensors; send them through oneDNN anyway (the thresholds are about
+    speed)."""
     monkeypatch.setattr(cpu_matmul, "MIN_MACS", 1)
+    monkeypatch.setattr(cpu_matmul, "MIN_FUNCTION_MACS", 1)
 
 
 def _grads(fn, *tensors):
@@ -54,19 +56,59 @@ def test_broadcast_gradient():
     torch.testing.assert_close(w.grad, x.mean(0).expand(16, 24) / 16, rtol=1e-4, atol=1e-6)
 
 
+def _onednn_calls(monkeypatch):
+    calls, op = [], cpu_matmul._op()
+    monkeypatch.setitem(cpu_matmul._state, "op", lambda *a: calls.append(a) or op(*a))
+    return calls
+
+
 def test_small_matmuls_bf16_and_sliced_weights_take_torchs_path(monkeypatch):
     monkeypatch.setattr(cpu_matmul, "MIN_MACS", 128 * 24 * 16)
-    calls = []
-    monkeypatch.setattr(cpu_matmul._Linear, "apply", lambda *a: calls.append(a) or F.linear(*a))
+    calls = _onednn_calls(monkeypatch)
     w = torch.randn(16, 24)
     cpu_matmul.linear(torch.randn(127, 24), w)                             # below MIN_MACS
-    cpu_matmul.linear(torch.randn(128, 24), torch.randn(16, 48)[:, :24])    # gapped weight
+    sliced = torch.randn(16, 48)[:, :24].requires_grad_()                  # gapped weight
+    cpu_matmul.linear(torch.randn(128, 24), sliced).sum().backward()
     with torch.autocast("cpu", dtype=torch.bfloat16):
         cpu_matmul.linear(torch.randn(128, 24), w)                         # autocast: bf16 matmul
     cpu_matmul.linear(torch.randn(128, 24, dtype=torch.float64), w.double())
     assert calls == []
     cpu_matmul.linear(torch.randn(128, 24), w)
     assert len(calls) == 1
+
+
+def test_narrow_input_weight_gradient_orientation():
+    """A layer with fewer inputs than outputs computes its weight gradient as (x^T grad)^T."""
+    g = torch.Generator().manual_seed(2)
+    x, w, b = torch.randn(256, 4, generator=g), torch.randn(64, 4, generator=g), torch.randn(64, generator=g)
+    out, grads = _grads(cpu_matmul.linear, x, w, b)
+    ref_out, ref_grads = _grads(F.linear, x, w, b)
+    torch.testing.assert_close(out, ref_out, rtol=1e-4, atol=1e-4)
+    for got, want in zip(grads, ref_grads):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(cpu_matmul._mm_t(x, x @ w.t()), x.t() @ (x @ w.t()))
+
+
+def test_compiled_layers_match_eager():
+    """Under torch.compile the layers run as the `autodidact::onednn_linear` operator (the weight
+    gradient through oneDNN as well); outputs and gradients agree with torch's own layers."""
+    if not hasattr(torch.ops, "autodidact") or not hasattr(torch.ops.autodidact, "onednn_linear"):
+        pytest.skip("torch without custom operators")
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(64, 8, generator=g)
+    w1, b1 = torch.randn(32, 8, generator=g), torch.randn(32, generator=g)
+    w2, b2 = torch.randn(32, 32, generator=g), torch.randn(32, generator=g)
+
+    def net(lin, x, w1, b1, w2, b2):
+        return lin(F.gelu(lin(x, w1, b1)), w2, b2)
+
+    torch._dynamo.reset()
+    compiled = torch.compile(lambda *t: net(cpu_matmul.linear, *t), fullgraph=True)
+    out, grads = _grads(compiled, x, w1, b1, w2, b2)
+    ref_out, ref_grads = _grads(lambda *t: net(F.linear, *t), x, w1, b1, w2, b2)
+    torch.testing.assert_close(out, ref_out, rtol=1e-4, atol=1e-4)
+    for got, want in zip(grads, ref_grads):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
 
 
 def test_flop_formula_counts_the_onednn_calls():

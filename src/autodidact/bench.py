@@ -6,11 +6,12 @@ presets, then `--set` overrides), so the numbers describe the run `train` would 
 """
 
 import resource
+import sys
 import time
 
 import torch
 
-from autodidact import config as cfglib, cpu_matmul
+from autodidact import compiling, config as cfglib, cpu_matmul
 from autodidact.allocator import keep_freed_memory
 from autodidact.data.dataset import load
 from autodidact.errors import UserError
@@ -48,7 +49,8 @@ def _sync(device):
         torch.cuda.synchronize()
 
 
-def bench(method_name, dataset_path, steps=50, warmup=10, overrides=(), seed=0, device="cpu", precision="float32"):
+def bench(method_name, dataset_path, steps=50, warmup=10, overrides=(), seed=0, device="cpu", precision="float32",
+          compile_mode="auto", log=None):
     if precision not in PRECISIONS:
         raise UserError(f"--precision must be one of {', '.join(PRECISIONS)}, got '{precision}'")
     cls = get_method(method_name)
@@ -70,9 +72,20 @@ def bench(method_name, dataset_path, steps=50, warmup=10, overrides=(), seed=0, 
         sampler.sample(bs)
     sampler_rate = n_sample / (time.perf_counter() - t)
 
-    def step():
+    def run_update(fn, batch):
         with autocast(device, precision):
-            method.update(to_tensors(sampler.sample(bs), device))
+            return fn(batch)
+
+    update = method.update
+    log = log or (lambda msg: print(msg, file=sys.stderr))
+    compiled, why = compiling.decide(compile_mode, method, device, precision)
+    if compiled:
+        log(f"compiling the update ({why})")
+        update = compiling.compiled_update(method, to_tensors(sampler.sample(bs), device), run_update, log)
+        compiled = update is not method.update
+
+    def step():
+        run_update(update, to_tensors(sampler.sample(bs), device))
 
     for _ in range(warmup):
         step()
@@ -91,7 +104,7 @@ def bench(method_name, dataset_path, steps=50, warmup=10, overrides=(), seed=0, 
         peak = torch.cuda.max_memory_allocated(device)
     return {
         "method": cls.name, "dataset": str(dataset_path), "batch_size": bs, "device": str(device),
-        "precision": precision,
+        "precision": precision, "compiled": compiled, "compile_reason": why,
         "threads": torch.get_num_threads(), "steps": steps, "steps_per_s": steps_per_s,
         "sampler_batches_per_s": sampler_rate, "update_gflop": flops / 1e9,
         "achieved_gflop_per_s": flops * steps_per_s / 1e9, "matmul_gflop_per_s": rate / 1e9,
@@ -106,6 +119,7 @@ def format_bench(r):
         f"{'dataset':<26}{r['dataset']}",
         f"{'device / threads':<26}{r['device']} / {r['threads']}",
         f"{'precision':<26}{r.get('precision', 'float32')}",
+        f"{'compiled':<26}{'yes' if r.get('compiled') else 'no'} ({r.get('compile_reason', '')})",
         f"{'batch size':<26}{r['batch_size']}",
         f"{'training steps/s':<26}{r['steps_per_s']:.2f}",
         f"{'sampler batches/s':<26}{r['sampler_batches_per_s']:.1f}",

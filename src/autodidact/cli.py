@@ -104,6 +104,10 @@ def build_parser():
     t.add_argument("--precision", choices=["float32", "bf16"], default="float32",
                    help="float32 (default), or bf16: bfloat16 matmuls under autocast with float32 weights, "
                         "optimizer state and output layers (faster on CPUs with AVX512-BF16 and on GPUs)")
+    t.add_argument("--compile", choices=["auto", "on", "off"], default="auto",
+                   help="torch.compile the training update: auto (default) compiles only where it was "
+                        "measured to pay (GCBC on CPU in float32 at sizes that use oneDNN; needs a C++ "
+                        "compiler), on compiles any method, off never; see docs/BENCHMARKS.md")
     t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a method config field (repeatable); see `autodidact methods --config M`")
     t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -201,6 +205,8 @@ def build_parser():
     b.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     b.add_argument("--precision", choices=["float32", "bf16"], default="float32",
                    help="float32 (default) or bf16 autocast, as `train --precision`")
+    b.add_argument("--compile", choices=["auto", "on", "off"], default="auto",
+                   help="torch.compile the update, as `train --compile` (default auto)")
     b.add_argument("--json", default=None, metavar="OUT", help="also write the result as JSON")
 
     d = sub.add_parser("demo", help="collect, train, evaluate on a small pointmaze dataset",
@@ -265,7 +271,8 @@ def _dispatch(args, argv):
     elif cmd == "bench":
         from autodidact.bench import bench, format_bench
         result = bench(args.method, args.dataset, steps=args.steps, warmup=args.warmup,
-                       overrides=args.overrides, device=args.device, precision=args.precision)
+                       overrides=args.overrides, device=args.device, precision=args.precision,
+                       compile_mode=args.compile)
         print(format_bench(result))
         if args.json:
             from autodidact.io import atomic_write_json
@@ -296,7 +303,7 @@ def _train(args, argv):
             eval_every=args.eval_every, eval_episodes=args.eval_episodes, seed=args.seed,
             log_every=args.log_every, checkpoint_every=args.checkpoint_every,
             keep_checkpoints=args.keep_checkpoints, device=args.device, precision=args.precision,
-            overrides=tuple(args.overrides),
+            compile=args.compile, overrides=tuple(args.overrides),
             progress=not args.no_progress)
         run = trainer.new_run(s, argv=argv)
     if int(os.environ.get("RANK", "0")) == 0:

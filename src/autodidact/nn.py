@@ -186,6 +186,7 @@ def expectile_loss(diff, expectile):
 
 
 @torch.no_grad()
+@torch.compiler.disable  # stays eager inside a compiled update (compiling.py)
 def ema_update(target: nn.Module, source: nn.Module, tau: float):
     """Polyak averaging target <- tau * source + (1 - tau) * target, fused over all tensors."""
     t = list(target.parameters())

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from autodidact import config as cfglib
+from autodidact import compiling, config as cfglib
 from autodidact.allocator import keep_freed_memory
 from autodidact.checkpoint import latest_checkpoint, load_checkpoint, prune_checkpoints, save_checkpoint
 from autodidact.data.dataset import load as load_dataset
@@ -57,6 +57,7 @@ class TrainSettings:
     keep_checkpoints: int = 2
     device: str = "auto"
     precision: str = "float32"   # or "bf16": autocast the update's matmuls to bfloat16 (see nn.py)
+    compile: str = "auto"        # torch.compile the update: auto (where measured to pay), on, off
     overrides: tuple = ()
     progress: bool = True
 
@@ -67,6 +68,8 @@ class TrainSettings:
             raise UserError("--eval-every, --eval-episodes, --log-every and --checkpoint-every must be >= 0")
         if self.precision not in PRECISIONS:
             raise UserError(f"--precision must be one of {', '.join(PRECISIONS)}, got '{self.precision}'")
+        if self.compile not in compiling.MODES:
+            raise UserError(f"--compile must be one of {', '.join(compiling.MODES)}, got '{self.compile}'")
         if self.keep_checkpoints < 1:
             raise UserError(f"--keep-checkpoints must be >= 1, got {self.keep_checkpoints}")
 
@@ -128,6 +131,7 @@ def new_run(s: TrainSettings, argv=None):
         "checkpoint_every": s.checkpoint_every or (s.eval_every if s.eval_every and s.eval_episodes and env_name
                                                    else max(1, s.steps // 10)),
         "keep_checkpoints": s.keep_checkpoints, "preset": preset, "precision": s.precision,
+        "compile": s.compile,
         "obs_shape": list(dataset.obs_shape), "action_dim": dataset.action_dim,
         "config": {"type": cls.name, **cfglib.to_dict(cfg)},
     }
@@ -238,6 +242,16 @@ def _train(run_dir, run_cfg, dataset, device_name, progress, resume):
 
     total, bs = run_cfg["steps"], method.cfg.batch_size
     precision = run_cfg.get("precision", "float32")  # runs made before precision existed: float32
+    update, first_batch = method.update, None
+    use_compile, why = compiling.decide(run_cfg.get("compile", "off"), method, device, precision)
+    if use_compile and start < total:
+        _log(rank, f"compiling the update ({why}); this takes a few seconds to a minute")
+        first_batch = to_tensors(sampler.sample(bs), device)  # also the first step's batch
+
+        def run_update(fn, batch):
+            with autocast(device, precision):
+                return fn(batch)
+        update = compiling.compiled_update(method, first_batch, run_update, lambda msg: _log(rank, msg))
     log_every, ckpt_every = run_cfg["log_every"], run_cfg["checkpoint_every"]
     eval_every = run_cfg["eval_every"] if run_cfg["eval_episodes"] else 0
     writer = metrics = evals = None
@@ -256,10 +270,11 @@ def _train(run_dir, run_cfg, dataset, device_name, progress, resume):
     method.train()
     for step in range(start + 1, total + 1):
         t0 = time.perf_counter()
-        batch = to_tensors(sampler.sample(bs), device)
+        batch = first_batch if first_batch is not None else to_tensors(sampler.sample(bs), device)
+        first_batch = None
         sample_time += time.perf_counter() - t0
         with autocast(device, precision):
-            info = method.update(batch)
+            info = update(batch)
         for k, v in info.items():
             sums[k] = sums.get(k, 0.0) + v
         count += 1

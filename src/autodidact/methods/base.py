@@ -22,6 +22,7 @@ class Method(nn.Module):
     needs_actions: bool = True      # False for action-free objectives
     presets: dict = {}              # {OGBench dataset name: {config key: published value}}
     legacy_defaults: dict = {}      # {config key added later: value runs saved before it used}
+    compile_pays: bool = False      # measured faster under torch.compile (compiling.py: `--compile auto`)
 
     def __init__(self, cfg, obs_shape, action_dim):
         super().__init__()
@@ -58,6 +59,7 @@ class Method(nn.Module):
         """Observations of any shape -> [B, obs_dim] float32."""
         return x.reshape(x.shape[0], -1).float()
 
+    @torch.compiler.disable  # stays eager inside a compiled update (compiling.py)
     def optimize(self, loss, optimizer, params=None):
         """One gradient step. Under torchrun, gradients are averaged across processes before the
         step (plain data parallelism, as DDP does, without wrapping each sub-network)."""

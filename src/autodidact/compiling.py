@@ -1,0 +1,87 @@
+"""`--compile`: run the training update through `torch.compile` where it was measured to pay.
+
+Compiling fuses the elementwise work between the matmuls (GELU and its derivative, bias
+gradients, the loss) into generated C++ kernels, and lets the dense layers' weight gradients use
+oneDNN as well (cpu_matmul.py). Whether that pays depends on the method; measured at the
+published size on CPU, float32, alternating eager and compiled updates in one process
+(docs/BENCHMARKS.md): GCBC gains, while GCIVL, GCIQL, CRL and HIQL are no faster compiled and QRL
+is slower. So the three modes are:
+
+- `auto` (default): compile only methods that declare `compile_pays` (measured faster compiled),
+  on CPU in float32, with layers large enough for oneDNN, and where a C++ compiler exists;
+- `on`: compile any method on any device;
+- `off`: never.
+
+The optimizer step (with the gradient all-reduce under torchrun) and the target-network updates
+stay eager; everything else in `update` is compiled. Compilation happens once, on the first batch,
+before training starts; the method's weights, optimizer state and RNG are restored afterwards, so
+that trial update leaves no trace. If compilation fails, training continues uncompiled with one
+log line saying why.
+"""
+
+import copy
+import os
+import shutil
+
+import torch
+
+from autodidact import cpu_matmul
+from autodidact.errors import UserError
+
+MODES = ("auto", "on", "off")
+
+
+def _cxx_compiler():
+    return shutil.which(os.environ.get("CXX", "g++")) or shutil.which("clang++")
+
+
+def _has_onednn_sized_layers(method):
+    bs = getattr(method.cfg, "batch_size", 0)
+    return any(m.in_features * m.out_features * bs >= cpu_matmul.MIN_MACS
+               for m in method.modules() if isinstance(m, torch.nn.Linear))
+
+
+def decide(mode, method, device, precision):
+    """(compile?, reason) for a run of `method` on `device` at `precision`."""
+    if mode not in MODES:
+        raise UserError(f"--compile must be one of {', '.join(MODES)}, got '{mode}'")
+    if mode != "auto":
+        return mode == "on", f"--compile {mode}"
+    device = torch.device(device)
+    if not getattr(method, "compile_pays", False):
+        return False, f"auto: {method.name} was measured no faster compiled"
+    if device.type != "cpu" or precision != "float32":
+        return False, "auto: compiling was measured on CPU in float32 only"
+    if not cpu_matmul.active() or not _has_onednn_sized_layers(method):
+        return False, "auto: layers too small to gain from compiling"
+    if _cxx_compiler() is None:
+        return False, "auto: no C++ compiler found (set CXX)"
+    return True, f"auto: {method.name} on CPU, float32"
+
+
+def compiled_update(method, batch, run_update, log):
+    """A compiled `method.update`, compiled by one trial call on `batch` (through `run_update(fn,
+    batch)`, which applies autocast) whose effects are undone; `method.update` itself if compiling
+    fails."""
+    cpu_matmul.active()  # its one-time check cannot run inside a traced function
+    fn = torch.compile(method.update)
+    optimizers = method.optimizers()
+    saved = (copy.deepcopy(method.state_dict()),
+             {k: copy.deepcopy(o.state_dict()) for k, o in optimizers.items()},
+             torch.get_rng_state(),
+             torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None)
+    try:
+        run_update(fn, batch)
+    except Exception as e:  # noqa: BLE001 -- any compiler failure: train uncompiled
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        log(f"torch.compile failed ({type(e).__name__}: {first}); training without compiling")
+        fn = method.update
+    finally:
+        state, optimizer_states, rng, cuda_rng = saved
+        method.load_state_dict(state)
+        for k, o in optimizers.items():
+            o.load_state_dict(optimizer_states[k])
+        torch.set_rng_state(rng)
+        if cuda_rng is not None:
+            torch.cuda.set_rng_state_all(cuda_rng)
+    return fn

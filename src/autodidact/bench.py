@@ -5,6 +5,7 @@ host-to-device + update), and peak memory. Uses the method's config for that dat
 presets, then `--set` overrides), so the numbers describe the run `train` would make.
 """
 
+import os
 import resource
 import sys
 import time
@@ -105,7 +106,8 @@ def bench(method_name, dataset_path, steps=50, warmup=10, overrides=(), seed=0, 
     return {
         "method": cls.name, "dataset": str(dataset_path), "batch_size": bs, "device": str(device),
         "precision": precision, "compiled": compiled, "compile_reason": why,
-        "threads": torch.get_num_threads(), "steps": steps, "steps_per_s": steps_per_s,
+        "threads": torch.get_num_threads(), "openmp_spincount": os.environ.get("GOMP_SPINCOUNT", "default"),
+        "steps": steps, "steps_per_s": steps_per_s,
         "sampler_batches_per_s": sampler_rate, "update_gflop": flops / 1e9,
         "achieved_gflop_per_s": flops * steps_per_s / 1e9, "matmul_gflop_per_s": rate / 1e9,
         "fraction_of_matmul_rate": flops * steps_per_s / rate, "peak_memory_mb": peak / 2**20,

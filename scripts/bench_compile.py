@@ -7,6 +7,8 @@ removes this VM's process-to-process speed differences from the comparison.
 
     .venv/bin/python scripts/bench_compile.py --dataset /tmp/benchdata/pointmaze-medium-navigate-v0.npz
     .venv/bin/python scripts/bench_compile.py --dataset ... --methods gcbc --precision bf16
+    .venv/bin/python scripts/bench_compile.py --dataset ... --methods gcbc --set batch_size=256 \
+        --set actor_hidden_dims=256,256,256
 """
 
 import argparse
@@ -24,9 +26,10 @@ from autodidact.presets import preset_for
 from autodidact.trainer import autocast, to_tensors
 
 
-def measure(name, dataset, path, precision, rounds):
+def measure(name, dataset, path, precision, rounds, overrides=()):
     cls = get_method(name)
     cfg = cfglib.apply_overrides(cls.Config(), preset_for(path, cls.name))
+    cfg = cfglib.apply_overrides(cfg, list(overrides))
     torch.manual_seed(0)
     method = cls(cfg, dataset.obs_shape, dataset.action_dim)
     batch = to_tensors(method.make_sampler(dataset, 0).sample(cfg.batch_size), "cpu")
@@ -43,6 +46,7 @@ def measure(name, dataset, path, precision, rounds):
         return None
     sides = {"eager": method.update, "compiled": compiled}
     n = 20 if name == "gcbc" else 4
+    n *= max(1, 1024 // cfg.batch_size)
     for fn in sides.values():
         for _ in range(3):
             run(fn, batch)
@@ -63,13 +67,15 @@ def main():
     ap.add_argument("--methods", default="gcbc gcivl gciql qrl crl hiql")
     ap.add_argument("--precision", default="float32", choices=["float32", "bf16"])
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="config override, as `train --set` (repeatable)")
     a = ap.parse_args()
     keep_freed_memory()
     dataset = load(a.dataset)
     print(f"| method | compile s | eager ms/update | compiled ms/update | eager / compiled (median of pairs) | pairs |")
     print("|---|---|---|---|---|---|")
     for name in a.methods.split():
-        r = measure(name, dataset, a.dataset, a.precision, a.rounds)
+        r = measure(name, dataset, a.dataset, a.precision, a.rounds, a.overrides)
         if r is None:
             print(f"| {name} | failed | | | | |", flush=True)
             continue

@@ -45,15 +45,12 @@ _state = {}
 
 
 def _register_operator():
-    """`autodidact::onednn_linear(x, weight, bias)`, or None on a torch without custom operators."""
-    custom_op = getattr(torch.library, "custom_op", None)
-    if custom_op is None:
-        return None
-    existing = getattr(getattr(torch.ops, "autodidact", None), "onednn_linear", None)
+    """`autodidact::onednn_linear(x, weight, bias)`: the oneDNN call as a torch operator."""
+    existing = getattr(torch.ops.autodidact, "onednn_linear", None)
     if existing is not None:  # this module imported twice (e.g. reloaded)
         return existing
 
-    @custom_op("autodidact::onednn_linear", mutates_args=())
+    @torch.library.custom_op("autodidact::onednn_linear", mutates_args=())
     def onednn_linear(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
         if x.stride(-1) != 1 or not _dense(weight):
             # Compiled graphs may hand over other layouts than eager code checked for; oneDNN
@@ -95,10 +92,7 @@ def _checked_op():
             # A column-major weight, as the backward passes it.
             ok = ok and torch.allclose(op(x, w.t().contiguous().t(), None, "none", [], ""), x @ w.t(),
                                        rtol=1e-4, atol=1e-4)
-        if not ok:
-            return None
-        # Without custom operators (torch < 2.4) the raw call still serves eager code.
-        return _register_operator() or (lambda x, weight, bias: op(x, weight, bias, "none", [], ""))
+        return _register_operator() if ok else None
     except (AttributeError, RuntimeError):
         return None
 

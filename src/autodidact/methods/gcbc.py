@@ -44,7 +44,8 @@ class GCBC(Method):
     Config = GCBCConfig
     prompts = ("goal",)
     # Compiled, its update fuses the elementwise work around the six big matmuls and moves their
-    # weight gradients to oneDNN: ~5% faster at the published size on CPU (docs/BENCHMARKS.md).
+    # weight gradients to oneDNN: at the published size on CPU, 1.04-1.21x the uncompiled steps/s
+    # in three benchmark runs (docs/BENCHMARKS.md; compiling.py says where `auto` applies).
     compile_pays = True
 
     def __init__(self, cfg: GCBCConfig, obs_shape, action_dim):

@@ -75,3 +75,12 @@ def test_failed_compilation_trains_uncompiled_and_leaves_no_trace(monkeypatch):
         assert torch.equal(v, before[k]), k
     assert method.opt.state_dict()["state"] == {}
     assert torch.equal(torch.get_rng_state(), rng)
+
+
+def test_importing_the_methods_does_not_load_the_compiler():
+    """The compiler costs ~1.7 s to import; `eager` marks functions only when something compiles."""
+    import subprocess
+    import sys
+    code = "import sys, autodidact.methods.gcbc, autodidact.nn; print('torch._dynamo' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -24,6 +24,7 @@ log line saying why.
 """
 
 import copy
+import functools
 import os
 import shutil
 
@@ -34,6 +35,29 @@ from autodidact.errors import UserError
 
 MODES = ("auto", "on", "off")
 AUTO_MIN_MACS = 1 << 26   # module note
+_EAGER = []
+
+
+def eager(fn):
+    """Decorator: inside a compiled update, `fn` runs uncompiled (the compiled code calls out to
+    it). Marking it with `torch.compiler.disable` directly would import torch's compiler (~1.7 s)
+    whenever autodidact's networks are imported; `compiled_update` marks these only when it
+    compiles something."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        if wrapper.disabled is not None and torch.compiler.is_compiling():
+            return wrapper.disabled(*args, **kwargs)
+        return fn(*args, **kwargs)
+
+    wrapper.disabled = None
+    _EAGER.append(wrapper)
+    return wrapper
+
+
+def _mark_eager_functions():
+    for wrapper in _EAGER:
+        if wrapper.disabled is None:
+            wrapper.disabled = torch.compiler.disable(wrapper.__wrapped__)
 
 
 def _cxx_compiler():
@@ -69,6 +93,7 @@ def compiled_update(method, batch, run_update, log):
     batch)`, which applies autocast) whose effects are undone; `method.update` itself if compiling
     fails."""
     cpu_matmul.active()  # its one-time check cannot run inside a traced function
+    _mark_eager_functions()
     fn = torch.compile(method.update)
     optimizers = method.optimizers()
     saved = (copy.deepcopy(method.state_dict()),

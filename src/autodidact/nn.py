@@ -20,6 +20,7 @@ import math
 import torch
 from torch import nn
 
+from autodidact.compiling import eager
 from autodidact.cpu_matmul import ensemble_linear, linear
 
 
@@ -186,7 +187,7 @@ def expectile_loss(diff, expectile):
 
 
 @torch.no_grad()
-@torch.compiler.disable  # stays eager inside a compiled update (compiling.py)
+@eager  # stays uncompiled inside a compiled update
 def ema_update(target: nn.Module, source: nn.Module, tau: float):
     """Polyak averaging target <- tau * source + (1 - tau) * target, fused over all tensors."""
     t = list(target.parameters())

@@ -11,6 +11,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from autodidact.compiling import eager
 from autodidact.errors import UserError
 
 
@@ -59,7 +60,7 @@ class Method(nn.Module):
         """Observations of any shape -> [B, obs_dim] float32."""
         return x.reshape(x.shape[0], -1).float()
 
-    @torch.compiler.disable  # stays eager inside a compiled update (compiling.py)
+    @eager  # stays uncompiled inside a compiled update
     def optimize(self, loss, optimizer, params=None):
         """One gradient step. Under torchrun, gradients are averaged across processes before the
         step (plain data parallelism, as DDP does, without wrapping each sub-network)."""

@@ -40,7 +40,8 @@ def measure(name, dataset, path, precision, rounds, overrides=()):
             return fn(b)
 
     t = time.perf_counter()
-    compiled = compiling.compiled_update(method, batch, run, lambda msg: print(msg, file=sys.stderr))
+    compiled = compiling.compiled_update(method, batch, lambda: autocast(device, precision),
+                                         lambda msg: print(msg, file=sys.stderr))
     compile_s = time.perf_counter() - t
     if compiled == method.update:
         return None

@@ -181,29 +181,30 @@ for m in methods:
     o = [round(x['steps_per_s'], 2) for x in load(f'{d}/ours_{m}_*.json')]
     r = [round(x['steps_per_s'], 2) for x in load(f'{d}/ref_{m}_*.json')]
     print(f'  {m}: ours {o}  reference {r}  ratios {[round(x / y, 2) for x, y in zip(o, r)]}')
-eager = {m: load(f'{d}/ours_eager_{m}_*.json') for m in methods}
-if any(eager.values()):
-    print('\nthe same update uncompiled (--compile off), same repetitions:\n')
-    print('| method | uncompiled steps/s | ratio uncompiled / reference (median of pairs) | ratio compiled / uncompiled |')
+def variant_table(kind, title, label, last_column, ours_over_variant):
+    """Steps/s of an autodidact variant (files ours_<kind>_*) against the reference and ours."""
+    runs = {m: load(f'{d}/ours_{kind}_{m}_*.json') for m in methods}
+    if not any(runs.values()):
+        return
+    print(f'\n{title}\n')
+    print(f'| method | {label} steps/s | ratio {label} / reference (median of pairs) | {last_column} |')
     print('|---|---|---|---|')
-    for m in methods:
-        e, o, r = eager[m], load(f'{d}/ours_{m}_*.json'), load(f'{d}/ref_{m}_*.json')
-        if e:
-            print(f"| {m} | {med([x['steps_per_s'] for x in e]):.2f} | "
-                  f"{med([x['steps_per_s'] / y['steps_per_s'] for x, y in zip(e, r)]):.2f} | "
-                  f"{med([x['steps_per_s'] / y['steps_per_s'] for x, y in zip(o, e)]):.2f} |")
-            print(f"  per repetition: uncompiled {[round(x['steps_per_s'], 2) for x in e]}")
-bf = {m: load(f'{d}/ours_bf16_{m}_*.json') for m in methods}
-if any(bf.values()):
-    print('\nautodidact --precision bf16 against the float32 reference (same repetitions):\n')
-    print('| method | bf16 steps/s | ratio bf16 / float32 reference (median of pairs) | ratio bf16 / our float32 |')
-    print('|---|---|---|---|')
-    for m in methods:
-        b, o, r = bf[m], load(f'{d}/ours_{m}_*.json'), load(f'{d}/ref_{m}_*.json')
-        if b:
-            print(f"| {m} | {med([x['steps_per_s'] for x in b]):.2f} | "
-                  f"{med([x['steps_per_s'] / y['steps_per_s'] for x, y in zip(b, r)]):.2f} | "
-                  f"{med([x['steps_per_s'] / y['steps_per_s'] for x, y in zip(b, o)]):.2f} |")
+    measured = [m for m in methods if runs[m]]
+    for m in measured:
+        v, o, r = runs[m], load(f'{d}/ours_{m}_*.json'), load(f'{d}/ref_{m}_*.json')
+        last = zip(o, v) if ours_over_variant else zip(v, o)
+        print(f"| {m} | {med([x['steps_per_s'] for x in v]):.2f} | "
+              f"{med([x['steps_per_s'] / y['steps_per_s'] for x, y in zip(v, r)]):.2f} | "
+              f"{med([x['steps_per_s'] / y['steps_per_s'] for x, y in last]):.2f} |")
+    print(f'\nper-repetition {label} steps/s:')
+    for m in measured:
+        print(f"  {m}: {[round(x['steps_per_s'], 2) for x in runs[m]]}")
+
+
+variant_table('eager', 'the same update uncompiled (--compile off), same repetitions:', 'uncompiled',
+              'ratio compiled / uncompiled', ours_over_variant=True)
+variant_table('bf16', 'autodidact --precision bf16 against the float32 reference (same repetitions):', 'bf16',
+              'ratio bf16 / our float32', ours_over_variant=False)
 print('\nsampler batches/s (median): ' + ', '.join(
     f"{m} ours {med([x['sampler_batches_per_s'] for x in load(f'{d}/ours_{m}_*.json')]):.0f} / "
     f"ref {med([x['sampler_batches_per_s'] for x in load(f'{d}/ref_{m}_*.json')]):.0f}" for m in methods))

@@ -1,6 +1,7 @@
 """`--compile`: when the update is compiled, that a compiled run trains as the eager one does and
 resumes exactly, and that a failed compilation leaves no trace."""
 
+import contextlib
 import json
 
 import pytest
@@ -68,7 +69,7 @@ def test_failed_compilation_trains_uncompiled_and_leaves_no_trace(monkeypatch):
 
     monkeypatch.setattr(torch, "compile", broken_compile)
     logged = []
-    fn = compiling.compiled_update(method, batch, lambda f, b: f(b), logged.append)
+    fn = compiling.compiled_update(method, batch, contextlib.nullcontext, logged.append)
     assert fn == method.update
     assert logged == ["torch.compile failed (RuntimeError: no C++ compiler); training without compiling"]
     for k, v in method.state_dict().items():
@@ -84,3 +85,19 @@ def test_importing_the_methods_does_not_load_the_compiler():
     code = "import sys, autodidact.methods.gcbc, autodidact.nn; print('torch._dynamo' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_bench_reports_a_failed_compilation_as_uncompiled(tmp_path, monkeypatch):
+    from autodidact.bench import bench
+
+    def broken_compile(fn):
+        def run(batch):
+            raise RuntimeError("no C++ compiler")
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    data = point_play_dataset(tmp_path / "point.npz", episodes=5)
+    logged = []
+    result = bench("gcbc", data, steps=2, warmup=1, overrides=TINY, compile_mode="on", log=logged.append)
+    assert result["compiled"] is False and result["compile_reason"] == "--compile on"
+    assert logged[-1].startswith("torch.compile failed (RuntimeError: no C++ compiler)")

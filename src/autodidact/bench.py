@@ -73,20 +73,18 @@ def bench(method_name, dataset_path, steps=50, warmup=10, overrides=(), seed=0, 
         sampler.sample(bs)
     sampler_rate = n_sample / (time.perf_counter() - t)
 
-    def run_update(fn, batch):
-        with autocast(device, precision):
-            return fn(batch)
-
     update = method.update
     log = log or (lambda msg: print(msg, file=sys.stderr))
     compiled, why = compiling.decide(compile_mode, method, device, precision)
     if compiled:
         log(f"compiling the update ({why})")
-        update = compiling.compiled_update(method, to_tensors(sampler.sample(bs), device), run_update, log)
-        compiled = update is not method.update
+        update = compiling.compiled_update(method, to_tensors(sampler.sample(bs), device),
+                                           lambda: autocast(device, precision), log)
+        compiled = update != method.update  # a bound method is a new object at each access
 
     def step():
-        run_update(update, to_tensors(sampler.sample(bs), device))
+        with autocast(device, precision):
+            update(to_tensors(sampler.sample(bs), device))
 
     for _ in range(warmup):
         step()

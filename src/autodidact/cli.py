@@ -107,7 +107,8 @@ def build_parser():
     t.add_argument("--compile", choices=["auto", "on", "off"], default="auto",
                    help="torch.compile the training update: auto (default) compiles only where it was "
                         "measured to pay (GCBC on CPU in float32 with layers of at least 2^26 "
-                        "multiply-adds per update, e.g. batch 1024 x 256 x 256; needs a C++ compiler), on compiles any method, off never; see docs/BENCHMARKS.md")
+                        "multiply-adds per update, e.g. batch 1024 x 256 x 256; needs a C++ compiler), "
+                        "on compiles any method, off never; see docs/BENCHMARKS.md")
     t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a method config field (repeatable); see `autodidact methods --config M`")
     t.add_argument("--no-progress", action="store_true", help="hide the progress bar")

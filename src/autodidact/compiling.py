@@ -88,10 +88,9 @@ def decide(mode, method, device, precision):
     return True, f"auto: {method.name} on CPU, float32"
 
 
-def compiled_update(method, batch, run_update, log):
-    """A compiled `method.update`, compiled by one trial call on `batch` (through `run_update(fn,
-    batch)`, which applies autocast) whose effects are undone; `method.update` itself if compiling
-    fails."""
+def compiled_update(method, batch, context, log):
+    """A compiled `method.update`, compiled by one trial call on `batch` (inside `context()`, the
+    run's autocast) whose effects are undone; `method.update` itself if compiling fails."""
     cpu_matmul.active()  # its one-time check cannot run inside a traced function
     _mark_eager_functions()
     fn = torch.compile(method.update)
@@ -101,7 +100,8 @@ def compiled_update(method, batch, run_update, log):
              torch.get_rng_state(),
              torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None)
     try:
-        run_update(fn, batch)
+        with context():
+            fn(batch)
     except Exception as e:  # noqa: BLE001 -- any compiler failure: train uncompiled
         first = (str(e).strip().splitlines() or [""])[0][:200]
         log(f"torch.compile failed ({type(e).__name__}: {first}); training without compiling")

@@ -137,21 +137,19 @@ class _Linear(torch.autograd.Function):
     def forward(ctx, x, weight, bias):
         ctx.save_for_backward(x, weight)
         ctx.has_bias = bias is not None
-        if _macs(x, weight) >= MIN_MACS and _dense(weight):
-            return _op()(x, weight, bias)
-        return F.linear(x, weight, bias)
+        ctx.onednn = _macs(x, weight) >= MIN_MACS and _dense(weight)
+        return _op()(x, weight, bias) if ctx.onednn else F.linear(x, weight, bias)
 
     @staticmethod
     def backward(ctx, grad):
         x, weight = ctx.saved_tensors
         grad = grad.contiguous()  # a broadcast loss gradient arrives with zero strides
-        big = _macs(x, weight) >= MIN_MACS
         gx = gw = gb = None
         if ctx.needs_input_grad[0]:
-            gx = _op()(grad, weight.t(), None) if big and _dense(weight) else grad @ weight
+            gx = _op()(grad, weight.t(), None) if ctx.onednn else grad @ weight
         if ctx.needs_input_grad[1]:
             g2, x2 = grad.reshape(-1, grad.shape[-1]), x.reshape(-1, x.shape[-1])
-            if big and torch.compiler.is_compiling() and x2.is_contiguous():
+            if ctx.onednn and torch.compiler.is_compiling() and x2.is_contiguous():
                 gw = _op()(g2.t().contiguous(), x2.t(), None)  # module note
             else:
                 gw = _mm_t(g2, x2)

@@ -247,11 +247,8 @@ def _train(run_dir, run_cfg, dataset, device_name, progress, resume):
     if use_compile and start < total:
         _log(rank, f"compiling the update ({why}); this takes a few seconds to a minute")
         first_batch = to_tensors(sampler.sample(bs), device)  # also the first step's batch
-
-        def run_update(fn, batch):
-            with autocast(device, precision):
-                return fn(batch)
-        update = compiling.compiled_update(method, first_batch, run_update, lambda msg: _log(rank, msg))
+        update = compiling.compiled_update(method, first_batch, lambda: autocast(device, precision),
+                                           lambda msg: _log(rank, msg))
     log_every, ckpt_every = run_cfg["log_every"], run_cfg["checkpoint_every"]
     eval_every = run_cfg["eval_every"] if run_cfg["eval_episodes"] else 0
     writer = metrics = evals = None

@@ -38,16 +38,40 @@ def test_linear_matches_torch(shape):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
 
 
-def test_ensemble_linear_matches_baddbmm_with_shared_input():
+@pytest.mark.parametrize("onednn", [True, False])
+@pytest.mark.parametrize("out_dim", [16, 1])   # 1: the matrix-vector path when not on oneDNN
+@pytest.mark.parametrize("shared", [True, False])
+def test_ensemble_members_match_baddbmm(out_dim, shared, onednn, monkeypatch):
+    if not onednn:
+        monkeypatch.setattr(cpu_matmul, "MIN_MACS", 1 << 40)
     g = torch.Generator().manual_seed(1)
-    x = torch.randn(128, 24, generator=g)
-    w, b = torch.randn(2, 24, 16, generator=g), torch.randn(2, 1, 16, generator=g)
-    run = lambda fn: _grads(lambda x, w, b: fn(x.unsqueeze(0).expand(2, *x.shape), w, b), x, w, b)
-    out, grads = run(cpu_matmul.ensemble_linear)
-    ref_out, ref_grads = run(lambda x, w, b: torch.baddbmm(b, x, w))
+    x = torch.randn(128, 24, generator=g) if shared else torch.randn(2, 128, 24, generator=g)
+    w, b = torch.randn(2, 24, out_dim, generator=g), torch.randn(2, 1, out_dim, generator=g)
+    stacked = lambda x: x.unsqueeze(0).expand(2, *x.shape) if shared else x
+    members = lambda x: [x, x] if shared else list(x.unbind(0))
+    out, grads = _grads(lambda x, w, b: torch.stack(cpu_matmul.ensemble_members(members(x), w, b)), x, w, b)
+    ref_out, ref_grads = _grads(lambda x, w, b: torch.baddbmm(b, stacked(x), w), x, w, b)
     torch.testing.assert_close(out, ref_out, rtol=1e-4, atol=1e-4)
     for got, want in zip(grads, ref_grads):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_ensemble_members_under_autocast_match_baddbmm(monkeypatch):
+    monkeypatch.setattr(cpu_matmul, "MIN_MACS", 1 << 40)  # bf16: torch's own kernels either way
+    g = torch.Generator().manual_seed(2)
+    x, w, b = torch.randn(64, 32, generator=g), torch.randn(2, 32, 8, generator=g), torch.randn(2, 1, 8, generator=g)
+
+    def run(fn):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return _grads(fn, x, w, b)
+
+    out, grads = run(lambda x, w, b: torch.stack(cpu_matmul.ensemble_members([x, x], w, b)))
+    ref_out, ref_grads = run(lambda x, w, b: torch.baddbmm(b, x.unsqueeze(0).expand(2, *x.shape), w))
+    assert out.dtype == ref_out.dtype == torch.bfloat16
+    torch.testing.assert_close(out, ref_out, rtol=2e-2, atol=2e-2)
+    for got, want in zip(grads, ref_grads):
+        assert got.dtype == want.dtype
+        torch.testing.assert_close(got, want, rtol=3e-2, atol=3e-2)
 
 
 def test_broadcast_gradient():

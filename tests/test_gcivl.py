@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 import torch
 
+from autodidact import nn as ann
 from autodidact import trainer
+from autodidact.checkpoint import load_checkpoint, save_checkpoint
 from autodidact.methods import get_method
 from autodidact.methods.base import GoalPolicy
 from autodidact.presets import preset_for
@@ -138,6 +140,45 @@ def test_resume_matches_uninterrupted(tmp_path):
     assert not torch.equal(a["value.net.net.0.weight"], a["target_value.net.net.0.weight"])
     state = json.loads((tmp_path / "full" / "checkpoints" / "step_00000040" / "state.json").read_text())
     assert set(state["optimizers"]) == {"main"}
+
+
+def test_value_heads_have_their_own_layer_norms():
+    """As in the reference, whose ensembles are vmapped over whole networks: after an update the
+    two value heads' LayerNorm parameters differ."""
+    m = _tiny_method()
+    m.update(goal_batch())
+    norms = [mod for mod in m.value.modules() if isinstance(mod, ann.EnsembleLayerNorm)]
+    assert norms and all(n.weight.shape[0] == 2 for n in norms)
+    assert all(not torch.equal(n.weight[0], n.weight[1]) for n in norms)
+
+
+def test_checkpoint_with_a_shared_layer_norm_loads(tmp_path, monkeypatch):
+    """Runs saved before the LayerNorms were per member (one shared by both heads) load with a copy
+    per member, Adam's moments included, compute the same values and train on."""
+    class SharedLayerNorm(torch.nn.LayerNorm):  # the earlier layout
+        def __init__(self, ensemble, dim, eps):
+            super().__init__(dim, eps=eps)
+
+        def forward(self, xs):
+            return [torch.nn.functional.layer_norm(x, x.shape[-1:], self.weight, self.bias, self.eps) for x in xs]
+
+    b = goal_batch()
+    monkeypatch.setattr(ann, "EnsembleLayerNorm", SharedLayerNorm)
+    old = _tiny_method()
+    for _ in range(2):
+        old.update(b)
+    saved = save_checkpoint(tmp_path, 2, old, {})
+    with torch.no_grad():
+        expected = old.value(b["observations"], b["value_goals"])
+    monkeypatch.undo()
+
+    new = get_method("gcivl")(old.cfg, (3,), 2)
+    load_checkpoint(saved, new)
+    with torch.no_grad():
+        torch.testing.assert_close(new.value(b["observations"], b["value_goals"]), expected)
+    for p in new.parameters():
+        assert all(v.shape == p.shape for v in new.opt.state[p].values() if v.dim())
+    new.update(b)
 
 
 def test_presets_for_ogbench_datasets(tmp_path):

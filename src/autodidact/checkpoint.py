@@ -49,6 +49,17 @@ def _unflatten_optimizer(meta, tensors):
     return {"state": state, "param_groups": meta["param_groups"]}
 
 
+def _expand_shared_member_states(opt):
+    """Runs saved before 2026-11-22 shared one LayerNorm between an ensemble's members; the weights
+    are copied to each member when loaded (nn.EnsembleLayerNorm), and so is their optimizer state
+    (Adam's moments) here."""
+    for group in opt.param_groups:
+        for p in group["params"]:
+            for key, value in opt.state.get(p, {}).items():
+                if torch.is_tensor(value) and value.dim() and value.shape != p.shape and value.shape == p.shape[1:]:
+                    opt.state[p][key] = value.expand_as(p).clone()
+
+
 def _as_os_error(exc):
     """safetensors reports write failures (disk full...) as SafetensorError("... (os error 28)")."""
     m = re.search(r"os error (\d+)", str(exc))
@@ -172,6 +183,7 @@ def load_checkpoint(ckpt_dir, method, restore_optimizers=True, restore_rng=True)
         if restore_optimizers:
             for name, opt in method.optimizers().items():
                 opt.load_state_dict(_unflatten_optimizer(state["optimizers"][name], opt_tensors))
+                _expand_shared_member_states(opt)
         if restore_rng and "rng/torch" in opt_tensors:
             torch.set_rng_state(opt_tensors["rng/torch"])
     except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as exc:

@@ -18,10 +18,11 @@ bfloat16 value of -50 is only resolved to 0.25, which would swamp TD errors and 
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from autodidact.compiling import eager
-from autodidact.cpu_matmul import ensemble_linear, linear
+from autodidact.cpu_matmul import ensemble_members, linear
 
 
 def _xavier_(weight, scale=1.0, fan_in=None, fan_out=None):
@@ -55,7 +56,8 @@ class Linear(nn.Linear):
 
 
 class EnsembleLinear(nn.Module):
-    """`ensemble` independent linear layers evaluated as one batched matmul: [E, B, in] -> [E, B, out]."""
+    """`ensemble` independent linear layers, applied member by member to a list of inputs (one per
+    member) and returning one output per member; weight [E, in, out], bias [E, 1, out]."""
 
     def __init__(self, ensemble, in_dim, out_dim, init_scale=1.0, full_precision=False):
         super().__init__()
@@ -65,11 +67,34 @@ class EnsembleLinear(nn.Module):
             _xavier_(w, init_scale, fan_in=in_dim, fan_out=out_dim)
         self.full_precision = full_precision
 
-    def forward(self, x):
-        if self.full_precision and _autocasting(x):
-            with torch.autocast(x.device.type, enabled=False):
-                return ensemble_linear(x.float(), self.weight, self.bias)
-        return ensemble_linear(x, self.weight, self.bias)
+    def forward(self, xs):
+        if self.full_precision and _autocasting(xs[0]):
+            with torch.autocast(xs[0].device.type, enabled=False):
+                return ensemble_members([x.float() for x in xs], self.weight, self.bias)
+        return ensemble_members(xs, self.weight, self.bias)
+
+
+class EnsembleLayerNorm(nn.Module):
+    """LayerNorm with its own scale and offset per ensemble member, as in the reference, whose
+    ensembles are whole networks vmapped over their parameters. Applied member by member."""
+
+    def __init__(self, ensemble, dim, eps):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(ensemble, dim))
+        self.bias = nn.Parameter(torch.zeros(ensemble, dim))
+        self.eps = eps
+
+    def forward(self, xs):
+        return [F.layer_norm(x, x.shape[-1:], self.weight[e], self.bias[e], self.eps) for e, x in enumerate(xs)]
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # Runs saved before 2026-11-22 shared one LayerNorm between the members: give each member
+        # a copy (the network computes exactly what it computed when it was saved).
+        for name in ("weight", "bias"):
+            saved = state_dict.get(prefix + name)
+            if saved is not None and saved.shape == getattr(self, name).shape[1:]:
+                state_dict[prefix + name] = saved.expand_as(getattr(self, name)).clone()
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
 # Hidden activations. GELU is what OGBench's networks use; ReLU is jaxrl_m's default, which the
@@ -78,8 +103,9 @@ ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU}
 
 
 class MLP(nn.Module):
-    """Dense -> activation (GELU by default) -> (LayerNorm) per hidden layer; `ensemble` > 0 stacks that many copies that
-    run as batched matmuls (value ensembles, twin critics) and adds a leading ensemble axis."""
+    """Dense -> activation (GELU by default) -> (LayerNorm) per hidden layer; `ensemble` > 0 makes
+    that many independent copies (value ensembles, twin critics), with a leading ensemble axis on
+    the output."""
 
     def __init__(self, in_dim, hidden_dims, out_dim=None, layer_norm=False, activate_final=False,
                  ensemble=0, final_init_scale=1.0, activation="gelu"):
@@ -97,15 +123,21 @@ class MLP(nn.Module):
                           else Linear(dims[i], dims[i + 1], scale, full_precision=output))
             if not last or activate_final:
                 layers.append(ACTIVATIONS[activation]())  # GELU: exact form, see the module note
-                if layer_norm:
-                    layers.append(nn.LayerNorm(dims[i + 1], eps=1e-6))  # flax default eps
+                if layer_norm:  # eps: flax's default
+                    layers.append(EnsembleLayerNorm(ensemble, dims[i + 1], eps=1e-6) if ensemble
+                                  else nn.LayerNorm(dims[i + 1], eps=1e-6))
         self.net = nn.Sequential(*layers)
         self.out_dim = dims[-1]
 
     def forward(self, x):
-        if self.ensemble:
-            x = x.unsqueeze(0).expand(self.ensemble, *x.shape) if x.dim() == 2 else x
-        return self.net(x)
+        if not self.ensemble:
+            return self.net(x)
+        # Members run one by one ([B, in] is every member's input; [E, B, in] holds one per member)
+        # and are stacked at the end: [E, B, out].
+        xs = [x] * self.ensemble if x.dim() == 2 else list(x.unbind(0))
+        for layer in self.net:
+            xs = layer(xs) if isinstance(layer, (EnsembleLinear, EnsembleLayerNorm)) else [layer(h) for h in xs]
+        return torch.stack(xs)
 
 
 class GaussianActor(nn.Module):
@@ -197,8 +229,8 @@ def ema_update(target: nn.Module, source: nn.Module, tau: float):
 
 class GCValue(nn.Module):
     """Goal-conditioned value V(s, g) or critic Q(s, g, a) as OGBench's GCValue: an MLP on the
-    concatenated inputs with LayerNorm, `ensemble` copies (2 in the reference) fused as batched
-    matmuls. Returns [ensemble, B] (or [B] with ensemble=0)."""
+    concatenated inputs with LayerNorm, `ensemble` independent copies (2 in the reference).
+    Returns [ensemble, B] (or [B] with ensemble=0)."""
 
     def __init__(self, in_dim, hidden_dims, layer_norm=True, ensemble=2):
         super().__init__()

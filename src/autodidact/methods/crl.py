@@ -28,7 +28,7 @@ class CRLConfig:
     value_hidden_dims: tuple[int, ...] = opt((512, 512, 512), "phi and psi MLP hidden layer widths")
     latent_dim: int = opt(512, "width of phi(s, a) and psi(g)")
     layer_norm: bool = opt(True, "LayerNorm in the phi and psi MLPs (the actor never has it)")
-    ensemble: int = opt(2, "critic ensemble size (the reference's 2, fused as batched matmuls); Q = min over it")
+    ensemble: int = opt(2, "critic ensemble size (the reference's 2); Q = min over it")
     logsumexp_coef: float = opt(0.0, "coef * logsumexp(row logits)^2 penalty of the original CRL code; 0 in OGBench")
     discount: float = opt(0.99, "discount: positives are future states with geometric offsets, p = 1 - discount")
     actor_loss: str = opt("ddpgbc", "'ddpgbc' (through the critic) or 'awr' (adds a contrastive V for advantages)")
@@ -53,7 +53,7 @@ class CRLConfig:
 
 
 class Bilinear(torch.nn.Module):
-    """phi(x) . psi(g) / sqrt(d) with `ensemble` copies of both towers fused as batched matmuls
+    """phi(x) . psi(g) / sqrt(d) with `ensemble` independent copies of both towers
     (the reference's GCBilinearValue). Towers return [E, B, d]; scores [E, B]."""
 
     def __init__(self, x_dim, goal_dim, hidden_dims, latent_dim, layer_norm, ensemble):

@@ -6,8 +6,8 @@ onto r + gamma * V(s', g) with squared error. The policy is extracted by DDPG+BC
 (maximise Q(s, pi(s, g), g) normalised by its mean |Q|, plus alpha * log-likelihood of the data
 action), or by AWR with advantage Q - V (`actor_loss=awr`).
 
-Defaults are OGBench's `impls/agents/gciql.py`: one value net, two critic heads (fused here as one
-batched ensemble) with a Polyak target (tau 0.005), LayerNorm in value and critic MLPs, a 3x512
+Defaults are OGBench's `impls/agents/gciql.py`: one value net, two critic heads (one ensemble network
+here) with a Polyak target (tau 0.005), LayerNorm in value and critic MLPs, a 3x512
 GELU actor without LayerNorm and unit std, expectile 0.9, `actor_loss=ddpgbc` with alpha 0.3, one
 Adam (3e-4) over value, critic and actor together, batch 1024, value goals 0.2/0.5/0.3
 current/future (geometric)/random, actor goals uniform future.
@@ -72,7 +72,7 @@ class GCIQL(Method):
         super().__init__(cfg, obs_shape, action_dim)
         goal_in = 2 * self.obs_dim
         self.value = GCValue(goal_in, cfg.value_hidden_dims, layer_norm=cfg.layer_norm, ensemble=0)  # [B]
-        # The reference's two critic heads, run as one batched ensemble: outputs are [2, B].
+        # The reference's two critic heads as one ensemble network: outputs are [2, B].
         self.critic = GCValue(goal_in + action_dim, cfg.value_hidden_dims, layer_norm=cfg.layer_norm, ensemble=2)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.actor = GaussianActor(goal_in, action_dim, cfg.actor_hidden_dims, layer_norm=False,

@@ -6,8 +6,8 @@ network's advantage and the squared error from the online network (a double-DQN-
 damps overestimation, since the TD target itself contains the same noisy V). The policy is
 extracted by AWR with the one-step advantage V(s', g) - V(s, g) of the dataset action.
 
-Defaults are OGBench's `impls/agents/gcivl.py`: two value heads (fused here as one batched
-ensemble) with LayerNorm and a Polyak target (tau 0.005), expectile 0.9, AWR temperature 10,
+Defaults are OGBench's `impls/agents/gcivl.py`: two value heads (one ensemble network with
+a leading head axis) with LayerNorm and a Polyak target (tau 0.005), expectile 0.9, AWR temperature 10,
 a 3x512 GELU actor without LayerNorm and unit std, one Adam (3e-4) over value and actor together,
 batch 1024, value goals 0.2/0.5/0.3 current/future (geometric)/random, actor goals uniform future.
 """
@@ -61,7 +61,7 @@ class GCIVL(Method):
 
     def __init__(self, cfg: GCIVLConfig, obs_shape, action_dim):
         super().__init__(cfg, obs_shape, action_dim)
-        # The reference's two value heads, run as one batched ensemble: outputs are [2, B].
+        # The reference's two value heads as one ensemble network: outputs are [2, B].
         self.value = GCValue(2 * self.obs_dim, cfg.value_hidden_dims, layer_norm=cfg.layer_norm, ensemble=2)
         self.target_value = copy.deepcopy(self.value).requires_grad_(False)
         self.actor = GaussianActor(2 * self.obs_dim, action_dim, cfg.actor_hidden_dims,

@@ -110,7 +110,7 @@ class HILP(Method):
     def __init__(self, cfg: HILPConfig, obs_shape, action_dim):
         super().__init__(cfg, obs_shape, action_dim)
         d, k = self.obs_dim, cfg.skill_dim
-        # Two phi networks, fused as one batched ensemble: phi(x) is [2, B, skill_dim].
+        # Two phi networks as one ensemble network: phi(x) is [2, B, skill_dim].
         self.phi_net = MLP(d, cfg.value_hidden_dims, out_dim=k, layer_norm=cfg.layer_norm, ensemble=2)
         self.target_phi_net = copy.deepcopy(self.phi_net).requires_grad_(False)
         self.skill_value = GCValue(d + k, cfg.value_hidden_dims, layer_norm=cfg.layer_norm, ensemble=0)

@@ -100,7 +100,7 @@ class HIQL(Method):
         super().__init__(cfg, obs_shape, action_dim)
         d = self.obs_dim
         self.phi = GoalRep(2 * d, cfg.value_hidden_dims, cfg.rep_dim, cfg.layer_norm)
-        # V(s, phi([s; g])): the reference's two value heads, fused as one batched ensemble ([2, B]).
+        # V(s, phi([s; g])): the reference's two value heads as one ensemble network ([2, B]).
         self.value = GCValue(d + cfg.rep_dim, cfg.value_hidden_dims, layer_norm=cfg.layer_norm, ensemble=2)
         # The target copies only the value MLPs; phi is shared with the online value (see top).
         self.target_value = copy.deepcopy(self.value).requires_grad_(False)

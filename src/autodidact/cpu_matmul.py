@@ -225,6 +225,12 @@ class _EnsembleMembers(torch.autograd.Function):
 def ensemble_members(xs, weight, bias):
     """[x_e @ weight[e] + bias[e] for each member e]: weight [E, in, out], bias [E, 1, out], xs a
     list of E inputs [..., in] (the same tensor E times for a shared input)."""
+    if torch.compiler.is_compiling():
+        # torch.compile (2.13) fails to trace this Function inside the methods' updates (its
+        # forward is handed mismatched tensors, a [16, 3] input against [1, 32] weights in a tiny
+        # GCIVL; a minimal Function with a variable number of inputs traces fine, and the cause was
+        # not pinned down). Compiled graphs (`--compile on`) get the plain per-member products.
+        return [torch.matmul(x, weight[e]) + bias[e, 0] for e, x in enumerate(xs)]
     return list(_EnsembleMembers.apply(weight, bias, *xs))
 
 

@@ -135,6 +135,9 @@ class MLP(nn.Module):
         # Members run one by one ([B, in] is every member's input; [E, B, in] holds one per member)
         # and are stacked at the end: [E, B, out].
         xs = [x] * self.ensemble if x.dim() == 2 else list(x.unbind(0))
+        if len(xs) != self.ensemble:
+            raise ValueError(f"an ensemble of {self.ensemble} takes [B, in] or [{self.ensemble}, B, in], "
+                             f"got {tuple(x.shape)}")
         for layer in self.net:
             xs = layer(xs) if isinstance(layer, (EnsembleLinear, EnsembleLayerNorm)) else [layer(h) for h in xs]
         return torch.stack(xs)

@@ -162,7 +162,7 @@ def _member_forward(x, w, b, onednn):
     """x [N, in] @ w [in, out] + b [out], one ensemble member (see _EnsembleMembers)."""
     if onednn:
         return _op()(x, w.t(), b)
-    if w.shape[1] == 1 and x.dtype == w.dtype and not torch.is_autocast_enabled(x.device.type):
+    if w.shape[1] == 1:  # the caller has cast x, w and b to one dtype and turned autocast off
         return torch.addmv(b, x, w[:, 0]).unsqueeze(1)
     return torch.addmm(b, x, w)
 
@@ -186,10 +186,15 @@ class _EnsembleMembers(torch.autograd.Function):
         device = xs[0].device.type
         ctx.shapes = [x.shape for x in xs]
         ctx.param_dtype = weight.dtype
-        x2s = [x.reshape(-1, x.shape[-1]) for x in xs]
-        if torch.is_autocast_enabled(device):  # cast once here, for the forward and the backward
-            dtype = torch.get_autocast_dtype(device)
-            weight, bias, x2s = weight.to(dtype), bias.to(dtype), [x.to(dtype) for x in x2s]
+        dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else None
+        if dtype is not None:  # cast once here, for the forward and the backward
+            weight, bias = weight.to(dtype), bias.to(dtype)
+        flat = {}  # an input shared by the members is reshaped and cast once
+        for x in xs:
+            if id(x) not in flat:
+                x2 = x.reshape(-1, x.shape[-1])
+                flat[id(x)] = x2 if dtype is None else x2.to(dtype)
+        x2s = [flat[id(x)] for x in xs]
         ctx.onednn = [_eligible(x, weight[e].t()) and _dense(weight[e]) for e, x in enumerate(x2s)]
         with torch.autocast(device, enabled=False):
             outs = [_member_forward(x, weight[e], bias[e, 0], ctx.onednn[e]) for e, x in enumerate(x2s)]

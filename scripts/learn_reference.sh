@@ -8,6 +8,7 @@
 #
 # Usage: bash scripts/learn_reference.sh      (env vars override the defaults below)
 #   STEPS=10000 BATCH=256 HIDDEN=256,256,256 EPISODES=10 SEEDS="0" METHODS="gcbc gcivl ..."
+#   PRECISION=bf16 SIDES=ours trains autodidact's side with `--precision bf16` (results *_ours_bf16.*)
 #   SUMMARY_ONLY=1 re-prints the table from $WORK.
 set -euo pipefail
 
@@ -20,6 +21,8 @@ EPISODES=${EPISODES:-10}
 SEEDS=${SEEDS:-0}
 METHODS=${METHODS:-"gcbc gcivl gciql qrl crl hiql"}
 SIDES=${SIDES:-"ours ref"}  # SIDES=ours re-trains only autodidact's side (keeps the reference's results)
+PRECISION=${PRECISION:-float32}  # autodidact's side only; the reference always runs float32
+SUFFIX=$([ "$PRECISION" = float32 ] || echo "_$PRECISION")
 ONE_THREAD=(env OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 MUJOCO_GL=egl
             XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
 
@@ -27,15 +30,15 @@ reference_setup
 mkdir -p "$WORK"
 
 ours() {  # method seed
-  local m=$1 seed=$2 run=$WORK/runs/$1_s$2
+  local m=$1 seed=$2 run=$WORK/runs/$1_s$2$SUFFIX out=$WORK/$1_s$2_ours$SUFFIX
   local sets=(--set "batch_size=$BATCH" --set "actor_hidden_dims=$HIDDEN")
   [ "$m" != gcbc ] && sets+=(--set "value_hidden_dims=$HIDDEN")
   rm -rf "$run"
   "${ONE_THREAD[@]}" "$AUTODIDACT" train --method "$m" --dataset "$DATASET" --out "$run" --steps "$STEPS" \
-    --seed "$seed" --eval-episodes 0 --no-progress "${sets[@]}" > "$WORK/${m}_s${seed}_ours.log" 2>&1
+    --seed "$seed" --precision "$PRECISION" --eval-episodes 0 --no-progress "${sets[@]}" > "$out.log" 2>&1
   "${ONE_THREAD[@]}" "$AUTODIDACT" eval "$run" --episodes "$EPISODES" --seed "$seed" --no-progress \
-    >> "$WORK/${m}_s${seed}_ours.log" 2>&1
-  cp "$run/eval/final.json" "$WORK/${m}_s${seed}_ours.json"
+    >> "$out.log" 2>&1
+  cp "$run/eval/final.json" "$out.json"
 }
 
 ref() {  # method seed
@@ -47,11 +50,11 @@ ref() {  # method seed
 if [ "${SUMMARY_ONLY:-0}" != 1 ]; then
   for seed in $SEEDS; do
     for m in $METHODS; do
-      echo "$(date +%T) $m seed $seed: $SIDES start (load $(cut -d' ' -f1-3 /proc/loadavg))"
+      echo "$(date +%T) $m seed $seed: $SIDES start, ours $PRECISION (load $(cut -d' ' -f1-3 /proc/loadavg))"
       o= r=
       [[ " $SIDES " == *" ours "* ]] && { ours "$m" "$seed" & o=$!; }
       [[ " $SIDES " == *" ref "* ]] && { ref "$m" "$seed" & r=$!; }
-      [ -z "$o" ] || wait $o || echo "  autodidact $m failed: see $WORK/${m}_s${seed}_ours.log"
+      [ -z "$o" ] || wait $o || echo "  autodidact $m failed: see $WORK/${m}_s${seed}_ours$SUFFIX.log"
       [ -z "$r" ] || wait $r || echo "  reference $m failed: see $WORK/${m}_s${seed}_ref.log"
     done
   done
@@ -65,9 +68,11 @@ print(f"pointmaze-medium-navigate-v0, {steps} steps, batch {batch}, hidden {hidd
 print("| method | impl | task1 | task2 | task3 | task4 | task5 | overall |")
 print("|---|---|---|---|---|---|---|---|")
 for m in methods.split():
-    for impl, label in (("ours", "autodidact"), ("ref", "reference")):
+    for impl, label in (("ours", "autodidact"), ("ours_bf16", "autodidact bf16"), ("ref", "reference")):
         rs = [json.load(open(f)) for s in seeds.split()
               if os.path.exists(f := f"{work}/{m}_s{s}_{impl}.json")]
+        if not rs and impl == "ours_bf16":
+            continue  # bf16 rows only where PRECISION=bf16 runs exist
         if not rs:
             print(f"| {m} | {label} | missing |||||| ")
             continue

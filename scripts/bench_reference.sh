@@ -24,6 +24,12 @@ steps_for() {  # short timings: more steps for the cheap method
 }
 
 reference_setup
+if [ "$BF16" = 1 ] && [ "$("$(dirname "$AUTODIDACT")/python" -c 'import torch
+from autodidact.trainer import native_bf16
+print(int(native_bf16(torch.device("cpu"))))')" != 1 ]; then
+  echo "this CPU has no native bfloat16 matmul (AVX512-BF16 or AMX): bf16 is emulated, many times slower; not timed"
+  BF16=0
+fi
 
 # 4. Timing harness for the reference (mirrors impls/main.py's setup; lives in $WORK).
 mkdir -p "$WORK/results"

@@ -115,6 +115,7 @@ def test_bench_reports_speed_as_table_and_json(workdir, tmp_path):
     result = json.loads(out.read_text())
     assert result["method"] == "gcbc" and result["steps_per_s"] > 0 and result["sampler_batches_per_s"] > 0
     assert result["update_gflop"] > 0 and result["peak_memory_mb"] > 0
+    assert result["precision"] == "float32" and isinstance(result["native_bf16"], bool)
 
 
 TINY = {  # per method: the smallest networks, so every method's CLI path runs in seconds

@@ -73,3 +73,20 @@ def test_unknown_precision_is_one_line_error(tmp_path):
     data = point_play_dataset(tmp_path / "point.npz", episodes=2)
     with pytest.raises(UserError, match="--precision must be one of float32, bf16"):
         trainer.new_run(settings("gcbc", tmp_path, data, 5, precision="fp8"), argv=["x"])
+
+
+def test_emulated_bf16_is_warned_about_once_per_start(tmp_path, monkeypatch, capsys):
+    data = point_play_dataset(tmp_path / "point.npz", episodes=2)
+    cpu = torch.device("cpu")
+    for native in (False, True):
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+        assert trainer.native_bf16(cpu) is native
+        assert trainer.precision_warning(cpu, "float32") is None
+        trainer.new_run(settings("gcbc", tmp_path, data, 2, out=f"native{native}", precision="bf16"), argv=["x"])
+        warnings = [line for line in capsys.readouterr().err.splitlines() if "emulated" in line]
+        if native:
+            assert warnings == []
+        else:
+            assert len(warnings) == 1 and warnings[0].startswith("warning: --precision bf16 is emulated here")
+            assert "use --precision float32" in warnings[0]

@@ -18,7 +18,7 @@ from autodidact.data.dataset import load
 from autodidact.errors import UserError
 from autodidact.methods import get_method
 from autodidact.presets import preset_for
-from autodidact.trainer import PRECISIONS, autocast, to_tensors
+from autodidact.trainer import PRECISIONS, autocast, native_bf16, precision_warning, to_tensors
 
 
 def _update_flops(method, batch):
@@ -75,6 +75,8 @@ def bench(method_name, dataset_path, steps=50, warmup=10, overrides=(), seed=0, 
 
     update = method.update
     log = log or (lambda msg: print(msg, file=sys.stderr))
+    if warning := precision_warning(device, precision):
+        log(warning)
     compiled, why = compiling.decide(compile_mode, method, device, precision)
     if compiled:
         log(f"compiling the update ({why})")
@@ -103,7 +105,7 @@ def bench(method_name, dataset_path, steps=50, warmup=10, overrides=(), seed=0, 
         peak = torch.cuda.max_memory_allocated(device)
     return {
         "method": cls.name, "dataset": str(dataset_path), "batch_size": bs, "device": str(device),
-        "precision": precision, "compiled": compiled, "compile_reason": why,
+        "precision": precision, "native_bf16": native_bf16(device), "compiled": compiled, "compile_reason": why,
         "threads": torch.get_num_threads(), "openmp_spincount": os.environ.get("GOMP_SPINCOUNT", "default"),
         "steps": steps, "steps_per_s": steps_per_s,
         "sampler_batches_per_s": sampler_rate, "update_gflop": flops / 1e9,
@@ -118,7 +120,8 @@ def format_bench(r):
         f"{'method':<26}{r['method']}",
         f"{'dataset':<26}{r['dataset']}",
         f"{'device / threads':<26}{r['device']} / {r['threads']}",
-        f"{'precision':<26}{r.get('precision', 'float32')}",
+        f"{'precision':<26}{r.get('precision', 'float32')}"
+        + ("  (emulated: no native bfloat16 matmul here)" if r.get("precision") == "bf16" and r.get("native_bf16") is False else ""),
         f"{'compiled':<26}{'yes' if r.get('compiled') else 'no'} ({r.get('compile_reason', '')})",
         f"{'batch size':<26}{r['batch_size']}",
         f"{'training steps/s':<26}{r['steps_per_s']:.2f}",

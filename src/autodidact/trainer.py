@@ -212,6 +212,28 @@ def autocast(device, precision):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
+def native_bf16(device):
+    """Whether `device` multiplies bfloat16 matrices in hardware: AVX512-BF16 or AMX on a CPU, bf16
+    tensor cores (compute capability 8.0+) on a GPU. Elsewhere torch emulates bfloat16 matmuls,
+    far slower than float32 (GCIVL at the published size on an AVX2 CPU: 0.11 against 2.89 steps/s,
+    docs/BENCHMARKS.md)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    if device.type != "cpu":
+        return True
+    cpu = torch.cpu
+    return any(getattr(cpu, name, lambda: False)() for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+
+
+def precision_warning(device, precision):
+    """The line to log when `precision` would run emulated on `device`, else None."""
+    if precision != "bf16" or native_bf16(device):
+        return None
+    what = "this CPU has no AVX512-BF16 or AMX" if device.type == "cpu" else f"{device} has no bf16 tensor cores"
+    return (f"warning: --precision bf16 is emulated here ({what}) and runs many times slower than float32 "
+            f"(26x for GCIVL on an AVX2 CPU); use --precision float32 on this machine")
+
+
 def to_tensors(batch, device):
     """A sampler's numpy batch as float32 tensors on `device` (no copy on CPU for float32 arrays)."""
     return {k: torch.from_numpy(np.ascontiguousarray(v)).to(device, non_blocking=True).float()
@@ -242,6 +264,8 @@ def _train(run_dir, run_cfg, dataset, device_name, progress, resume):
 
     total, bs = run_cfg["steps"], method.cfg.batch_size
     precision = run_cfg.get("precision", "float32")  # runs made before precision existed: float32
+    if (warning := precision_warning(device, precision)) and start < run_cfg["steps"]:
+        _log(rank, warning)
     update, first_batch = method.update, None
     use_compile, why = compiling.decide(run_cfg.get("compile", "off"), method, device, precision)
     if use_compile and start < total:

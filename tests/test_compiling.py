@@ -18,6 +18,7 @@ TINY = ["batch_size=64", "actor_hidden_dims=32,32", "lr=1e-3"]
 
 def test_auto_compiles_only_where_it_was_measured_to_pay(monkeypatch):
     monkeypatch.setattr(compiling, "_cxx_compiler", lambda: "/usr/bin/g++")
+    monkeypatch.setattr(compiling, "_cpu_isa", lambda: "AVX512")
     published = GCBC(GCBCConfig(), (2,), 2)                       # batch 1024, 3x512
     tiny = GCBC(GCBCConfig(batch_size=64, actor_hidden_dims=(32, 32)), (2,), 2)
     gcivl = GCIVL(GCIVLConfig(), (2,), 2)
@@ -28,6 +29,11 @@ def test_auto_compiles_only_where_it_was_measured_to_pay(monkeypatch):
     assert not compiling.decide("auto", published, cpu, "bf16")[0]
     assert not compiling.decide("auto", published, torch.device("cuda"), "float32")[0]
     assert compiling.decide("on", tiny, cpu, "bf16")[0] and not compiling.decide("off", published, cpu, "float32")[0]
+    monkeypatch.setattr(compiling, "_cpu_isa", lambda: "AVX2")
+    assert compiling.decide("auto", published, cpu, "float32") == (
+        False, "auto: compiling was measured no faster on AVX2 CPUs (it pays with AVX-512)")
+    assert compiling.decide("on", published, cpu, "float32")[0]
+    monkeypatch.setattr(compiling, "_cpu_isa", lambda: "AVX512")
     monkeypatch.setattr(compiling, "_cxx_compiler", lambda: None)
     assert compiling.decide("auto", published, cpu, "float32")[0] is False
     with pytest.raises(UserError, match="--compile must be one of auto, on, off"):

@@ -103,10 +103,11 @@ def build_parser():
     t.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:N")
     t.add_argument("--precision", choices=["float32", "bf16"], default="float32",
                    help="float32 (default), or bf16: bfloat16 matmuls under autocast with float32 weights, "
-                        "optimizer state and output layers (faster on CPUs with AVX512-BF16 and on GPUs)")
+                        "optimizer state and output layers (faster on CPUs with AVX512-BF16 or AMX and on "
+                        "GPUs with bf16 tensor cores; elsewhere emulated and many times slower, with a warning)")
     t.add_argument("--compile", choices=["auto", "on", "off"], default="auto",
                    help="torch.compile the training update: auto (default) compiles only where it was "
-                        "measured to pay (GCBC on CPU in float32 with layers of at least 2^26 "
+                        "measured to pay (GCBC on an AVX-512 CPU in float32 with layers of at least 2^26 "
                         "multiply-adds per update, e.g. batch 1024 x 256 x 256; needs a C++ compiler), "
                         "on compiles any method, off never; see docs/BENCHMARKS.md")
     t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",

@@ -8,11 +8,14 @@ published size on CPU, float32, alternating eager and compiled updates in one pr
 is slower. So the three modes are:
 
 - `auto` (default): compile only methods that declare `compile_pays` (measured faster compiled),
-  on CPU in float32, with a layer of at least `AUTO_MIN_MACS` multiply-adds per update, and where
-  a C++ compiler exists. GCBC's eager / compiled time per update, alternating in one process
-  (`scripts/bench_compile.py`): 1.00 at batch 256 with 256-wide layers (2^24 multiply-adds per
-  layer, the demo's size), 1.04 at batch 1024 and width 256 (2^26), 1.03 at batch 512 and width
-  512 (2^27), 1.19 at the published batch 1024 and width 512 (2^28);
+  on a CPU with AVX-512, in float32, with a layer of at least `AUTO_MIN_MACS` multiply-adds per
+  update, and where a C++ compiler exists. GCBC's eager / compiled time per update, alternating in
+  one process (`scripts/bench_compile.py`), on an AVX-512 CPU: 1.00 at batch 256 with 256-wide
+  layers (2^24 multiply-adds per layer, the demo's size), 1.04 at batch 1024 and width 256 (2^26),
+  1.03 at batch 512 and width 512 (2^27), 1.19 at the published batch 1024 and width 512 (2^28).
+  On an AVX2-only CPU, 0.99 at the published size: inductor's AVX2 GELU kernels are slower than
+  ATen's (forward 1.25 against 0.78 ms, backward 1.88 against 1.09 ms per 1024x512 block), and
+  MKL's weight gradient beats oneDNN's there;
 - `on`: compile any method on any device;
 - `off`: never.
 
@@ -64,6 +67,10 @@ def _cxx_compiler():
     return shutil.which(os.environ.get("CXX", "g++")) or shutil.which("clang++")
 
 
+def _cpu_isa():
+    return torch.backends.cpu.get_cpu_capability()   # "AVX512", "AVX2", ...
+
+
 def _has_large_layers(method):
     bs = getattr(method.cfg, "batch_size", 0)
     return any(m.in_features * m.out_features * bs >= AUTO_MIN_MACS
@@ -83,6 +90,8 @@ def decide(mode, method, device, precision):
         return False, "auto: compiling was measured on CPU in float32 only"
     if not cpu_matmul.active() or not _has_large_layers(method):
         return False, "auto: layers too small to gain from compiling"
+    if "AVX512" not in (isa := _cpu_isa()):
+        return False, f"auto: compiling was measured no faster on {isa} CPUs (it pays with AVX-512)"
     if _cxx_compiler() is None:
         return False, "auto: no C++ compiler found (set CXX)"
     return True, f"auto: {method.name} on CPU, float32"

@@ -33,7 +33,11 @@ reference_setup() {
     python3 -m venv "$REF_VENV"
   fi
   if ! "$REF_VENV/bin/python" -c "import jax, flax, optax, distrax, ml_collections, gymnasium, tqdm, ogbench, mujoco" 2>/dev/null; then
-    "$REF_VENV/bin/pip" install "jax[cpu]" flax optax distrax ml_collections numpy gymnasium tqdm \
+    # The versions every recorded comparison used (docs/BENCHMARKS.md); REF_NEWEST=1 takes the newest.
+    local pins=("jax[cpu]==0.10.2" jaxlib==0.10.2 flax==0.12.8 optax==0.2.8 distrax==0.1.9
+                ml_collections==1.1.0 numpy==2.4.6)
+    [ "${REF_NEWEST:-0}" = 1 ] && pins=("jax[cpu]" jaxlib flax optax distrax ml_collections numpy)
+    "$REF_VENV/bin/pip" install "${pins[@]}" gymnasium tqdm \
       $(grep -E '^(ogbench|mujoco|imageio)==' "$REPO/constraints.txt")
   fi
 

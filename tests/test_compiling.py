@@ -31,7 +31,7 @@ def test_auto_compiles_only_where_it_was_measured_to_pay(monkeypatch):
     assert compiling.decide("on", tiny, cpu, "bf16")[0] and not compiling.decide("off", published, cpu, "float32")[0]
     monkeypatch.setattr(compiling, "_cpu_isa", lambda: "AVX2")
     assert compiling.decide("auto", published, cpu, "float32") == (
-        False, "auto: compiling was measured no faster on AVX2 CPUs (it pays with AVX-512)")
+        False, "auto: compiling was measured to pay only with AVX-512 (this CPU: AVX2)")
     assert compiling.decide("on", published, cpu, "float32")[0]
     monkeypatch.setattr(compiling, "_cpu_isa", lambda: "AVX512")
     monkeypatch.setattr(compiling, "_cxx_compiler", lambda: None)

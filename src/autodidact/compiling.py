@@ -91,7 +91,7 @@ def decide(mode, method, device, precision):
     if not cpu_matmul.active() or not _has_large_layers(method):
         return False, "auto: layers too small to gain from compiling"
     if "AVX512" not in (isa := _cpu_isa()):
-        return False, f"auto: compiling was measured no faster on {isa} CPUs (it pays with AVX-512)"
+        return False, f"auto: compiling was measured to pay only with AVX-512 (this CPU: {isa})"
     if _cxx_compiler() is None:
         return False, "auto: no C++ compiler found (set CXX)"
     return True, f"auto: {method.name} on CPU, float32"

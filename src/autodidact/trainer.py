@@ -20,6 +20,7 @@ across processes before each step, and only rank 0 writes or evaluates.
 
 import csv
 import os
+import platform
 import shlex
 import sys
 import time
@@ -221,6 +222,8 @@ def native_bf16(device):
         return torch.cuda.is_bf16_supported(including_emulation=False)
     if device.type != "cpu":
         return True
+    if platform.machine().lower() not in ("x86_64", "amd64"):   # Arm's BF16 extension, where oneDNN uses it
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     cpu = torch.cpu
     return any(getattr(cpu, name, lambda: False)() for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
 

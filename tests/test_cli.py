@@ -1,8 +1,10 @@
 """Every CLI command end to end on real OGBench data at a tiny budget."""
 
 import json
+import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import ogbench
@@ -12,9 +14,12 @@ pytestmark = pytest.mark.slow
 NAME = "pointmaze-medium-navigate-v0"
 
 
-def run(*args, check=True, timeout=300):
+def run(*args, check=True, timeout=300, threads=None):
+    env = {**os.environ, "MUJOCO_GL": "egl"}
+    if threads:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     proc = subprocess.run([sys.executable, "-m", "autodidact", *args], capture_output=True, text=True,
-                          timeout=timeout, env={**__import__("os").environ, "MUJOCO_GL": "egl"})
+                          timeout=timeout, env=env)
     if check:
         assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
@@ -139,18 +144,24 @@ def test_every_method_trains_resumes_and_evaluates(workdir):
     listed = [line.split()[0] for line in run("methods").stdout.splitlines()]
     assert sorted(TINY) == listed, "a new method needs a tiny config here"
     data = str(workdir / "data" / f"{NAME}.npz")
-    for m, sets in TINY.items():
+
+    def train_resume_eval(m, sets):  # three CLI processes, one thread each
         rd = workdir / f"every_{m}"
         extra = ["--precision", "bf16"] if m == "gcivl" else []
         run("train", "--method", m, "--dataset", data, "--out", str(rd), "--steps", "4", "--eval-episodes", "0",
-            "--no-progress", "--set", "batch_size=8", *[a for s in sets for a in ("--set", s)], *extra)
-        run("train", "--resume", str(rd), "--steps", "6", "--no-progress")
+            "--no-progress", "--set", "batch_size=8", *[a for s in sets for a in ("--set", s)], *extra, threads=1)
+        run("train", "--resume", str(rd), "--steps", "6", "--no-progress", threads=1)
         perturb = ["--perturb", "agent@3"] if m == "play-lmp" else []
-        proc = run("eval", str(rd), "--episodes", "1", "--max-steps", "8", "--no-progress", *perturb)
+        proc = run("eval", str(rd), "--episodes", "1", "--max-steps", "8", "--no-progress", *perturb, threads=1)
         result = json.loads((rd / "eval" / ("final_perturbed.json" if perturb else "final.json")).read_text())
         assert result["checkpoint_step"] == 6 and len(result["tasks"]) == 5, (m, proc.stdout)
         if perturb:
             assert result["perturbation"]["perturbed"] == 1.0 and "recovered" in proc.stdout
+
+    # Two methods at a time: each process spends most of its few seconds importing on one core.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for done in [pool.submit(train_resume_eval, m, sets) for m, sets in TINY.items()]:
+            done.result()
 
 
 def test_collect_episode_length_flag(tmp_path):

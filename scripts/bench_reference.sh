@@ -24,9 +24,7 @@ steps_for() {  # short timings: more steps for the cheap method
 }
 
 reference_setup
-if [ "$BF16" = 1 ] && [ "$("$(dirname "$AUTODIDACT")/python" -c 'import torch
-from autodidact.trainer import native_bf16
-print(int(native_bf16(torch.device("cpu"))))')" != 1 ]; then
+if [ "$BF16" = 1 ] && ! cpu_has_native_bf16; then
   echo "this CPU has no native bfloat16 matmul (AVX512-BF16 or AMX): bf16 is emulated, many times slower; not timed"
   BF16=0
 fi

@@ -46,3 +46,9 @@ reference_setup() {
     "$AUTODIDACT" collect "$ENV_NAME" --out "$DATA_DIR" --episodes 100 --workers 2
   fi
 }
+
+cpu_has_native_bf16() {  # exit 0 where bfloat16 matmuls run in hardware (autodidact's own test)
+  [ "$("$(dirname "$AUTODIDACT")/python" -c 'import torch
+from autodidact.trainer import native_bf16
+print(int(native_bf16(torch.device("cpu"))))')" = 1 ]
+}

@@ -78,6 +78,7 @@ def test_unknown_precision_is_one_line_error(tmp_path):
 def test_emulated_bf16_is_warned_about_once_per_start(tmp_path, monkeypatch, capsys):
     data = point_play_dataset(tmp_path / "point.npz", episodes=2)
     cpu = torch.device("cpu")
+    monkeypatch.setattr(trainer.platform, "machine", lambda: "x86_64")
     for native in (False, True):
         monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native)
         monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)

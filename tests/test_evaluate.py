@@ -50,6 +50,25 @@ def test_make_env_unknown_name_is_a_user_error():
         make_env("nomaze-v0")
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd to see open files")
+def test_make_env_leaves_no_model_file_or_descriptor_behind(tmp_path, monkeypatch):
+    # OGBench's maze constructor writes its model with mkstemp and keeps the descriptor open.
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    for _ in range(2):
+        env = make_env(MAZE)
+        env.reset(seed=0)
+        env.step(env.action_space.sample())
+        env.close()
+    assert os.listdir(tmp_path) == []
+    open_files = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            open_files.append(os.readlink(f"/proc/self/fd/{fd}"))
+        except OSError:  # the listing's own descriptor, closed by now
+            pass
+    assert not [f for f in open_files if f.startswith(str(tmp_path))]
+
+
 def test_tasks():
     assert num_tasks(MAZE) == 5
     assert task_names(MAZE)[0] == "task1"

@@ -81,8 +81,8 @@ def test_broadcast_gradient():
 
 
 def _onednn_calls(monkeypatch):
-    calls, op = [], cpu_matmul._op()
-    monkeypatch.setitem(cpu_matmul._state, "op", lambda *a: calls.append(a) or op(*a))
+    calls, call = [], cpu_matmul._onednn
+    monkeypatch.setattr(cpu_matmul, "_onednn", lambda *a: calls.append(a) or call(*a))
     return calls
 
 

@@ -162,6 +162,9 @@ def test_checkpoint_with_a_shared_layer_norm_loads(tmp_path, monkeypatch):
         def forward(self, xs):
             return [torch.nn.functional.layer_norm(x, x.shape[-1:], self.weight, self.bias, self.eps) for x in xs]
 
+        def stacked(self, h):
+            return torch.nn.functional.layer_norm(h, h.shape[-1:], self.weight, self.bias, self.eps)
+
     b = goal_batch()
     monkeypatch.setattr(ann, "EnsembleLayerNorm", SharedLayerNorm)
     old = _tiny_method()

@@ -4,7 +4,9 @@
 # evaluator on OGBench's 5 tasks with the same episode seeds.
 #
 # The two runs of a (method, seed) pair run at the same time, one thread each, so background load
-# falls on both alike. Per run: $WORK/<method>_s<seed>_{ours,ref}.json (+ ours' run directory).
+# falls on both alike. Each side is pinned to its own core with taskset: XLA ignores the XLA_FLAGS
+# thread settings below (a reference run so limited still used about two cores' CPU time), so
+# without the pin the reference took a share of the core autodidact's side ran on. Per run: $WORK/<method>_s<seed>_{ours,ref}.json (+ ours' run directory).
 #
 # Usage: bash scripts/learn_reference.sh      (env vars override the defaults below)
 #   STEPS=10000 BATCH=256 HIDDEN=256,256,256 EPISODES=10 SEEDS="0" METHODS="gcbc gcivl ..."
@@ -27,6 +29,12 @@ SUFFIX=$([ "$PRECISION" = float32 ] || echo "_$PRECISION")
 ONE_THREAD=(env OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 MUJOCO_GL=egl
             XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
 
+# pinned <core> <command...>: run on one core where taskset and a second core exist.
+pinned() {
+  local core=$1; shift
+  if command -v taskset > /dev/null && [ "$(nproc)" -ge 2 ]; then taskset -c "$core" "$@"; else "$@"; fi
+}
+
 reference_setup
 if [ "$PRECISION" = bf16 ] && [ "${EMULATED_BF16:-0}" != 1 ] && ! cpu_has_native_bf16; then
   echo "this CPU has no native bfloat16 matmul (AVX512-BF16 or AMX): bf16 training is emulated, many times" \
@@ -40,15 +48,15 @@ ours() {  # method seed
   local sets=(--set "batch_size=$BATCH" --set "actor_hidden_dims=$HIDDEN")
   [ "$m" != gcbc ] && sets+=(--set "value_hidden_dims=$HIDDEN")
   rm -rf "$run"
-  "${ONE_THREAD[@]}" "$AUTODIDACT" train --method "$m" --dataset "$DATASET" --out "$run" --steps "$STEPS" \
+  pinned 0 "${ONE_THREAD[@]}" "$AUTODIDACT" train --method "$m" --dataset "$DATASET" --out "$run" --steps "$STEPS" \
     --seed "$seed" --precision "$PRECISION" --eval-episodes 0 --no-progress "${sets[@]}" > "$out.log" 2>&1
-  "${ONE_THREAD[@]}" "$AUTODIDACT" eval "$run" --episodes "$EPISODES" --seed "$seed" --no-progress \
+  pinned 0 "${ONE_THREAD[@]}" "$AUTODIDACT" eval "$run" --episodes "$EPISODES" --seed "$seed" --no-progress \
     >> "$out.log" 2>&1
   cp "$run/eval/final.json" "$out.json"
 }
 
 ref() {  # method seed
-  "${ONE_THREAD[@]}" "$REF_VENV/bin/python" "$REPO/scripts/reference_learn.py" --ref "$REF_DIR" --src "$REPO/src" \
+  pinned 1 "${ONE_THREAD[@]}" "$REF_VENV/bin/python" "$REPO/scripts/reference_learn.py" --ref "$REF_DIR" --src "$REPO/src" \
     --method "$1" --dataset "$DATASET" --steps "$STEPS" --batch-size "$BATCH" --hidden "$HIDDEN" \
     --seed "$2" --episodes "$EPISODES" --json "$WORK/${1}_s${2}_ref.json" > "$WORK/${1}_s${2}_ref.log" 2>&1
 }

@@ -6,7 +6,10 @@
 #
 # Measurements are interleaved per method (ours, reference, ours, reference, ...) for $REPS
 # repetitions; the summary reports medians. Threads are left at their defaults (both cores for
-# torch and XLA).
+# torch and XLA), unless ONE_CORE=1: then every run is pinned to core 0 with taskset and told to
+# use one thread (XLA ignores its thread flags; only the pin holds it to one core).
+# BATCH=256 HIDDEN=256,256,256 times both sides at that batch size and MLP width instead of the
+# published size (the learning benchmark's reduced config).
 #
 # Usage: bash scripts/bench_reference.sh            (env vars below override the defaults)
 set -euo pipefail
@@ -18,8 +21,31 @@ WARMUP=${WARMUP:-5}
 METHODS=${METHODS:-"gcbc gcivl gciql qrl crl hiql"}
 BF16=${BF16:-1}  # also time autodidact with --precision bf16 in each repetition
 EAGER=${EAGER:-1}  # where autodidact compiles the update (--compile auto), also time it uncompiled
+ONE_CORE=${ONE_CORE:-0}
+BATCH=${BATCH:-}
+HIDDEN=${HIDDEN:-}
+RUN=()
+if [ "$ONE_CORE" = 1 ]; then
+  RUN=(taskset -c 0 env OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+       XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+fi
+ours_sets() {  # method: autodidact's --set flags for BATCH / HIDDEN
+  [ -z "$BATCH" ] || printf '%s\n' --set "batch_size=$BATCH"
+  if [ -n "$HIDDEN" ]; then
+    printf '%s\n' --set "actor_hidden_dims=$HIDDEN"
+    [ "$1" = gcbc ] || printf '%s\n' --set "value_hidden_dims=$HIDDEN"
+  fi
+}
+ref_sets() {  # method: the reference harness's --set flags (Python literals)
+  [ -z "$BATCH" ] || printf '%s\n' --set "batch_size=$BATCH"
+  if [ -n "$HIDDEN" ]; then
+    printf '%s\n' --set "actor_hidden_dims=($HIDDEN)"
+    [ "$1" = gcbc ] || printf '%s\n' --set "value_hidden_dims=($HIDDEN)"
+  fi
+}
 
-steps_for() {  # short timings: more steps for the cheap method
+steps_for() {  # short timings: more steps for the cheap method (STEPS=N: N for every method)
+  [ -z "${STEPS:-}" ] || { echo "$STEPS"; return; }
   case $1 in gcbc) echo 300 ;; *) echo 30 ;; esac
 }
 
@@ -35,7 +61,7 @@ cat > "$WORK/ref_harness.py" <<'PY'
 """Time OGBench reference agents: get_config() defaults + published alpha, the reference's own
 GCDataset/HGCDataset sampler over the dataset loaded as impls/utils/env_utils.py loads it
 (ogbench.load_dataset(..., compact_dataset=True)), jit warm-up, then N steps of sample + update."""
-import argparse, importlib, json, re, resource, sys, time, types
+import argparse, ast, importlib, json, re, resource, sys, time, types
 
 import numpy as np
 
@@ -46,6 +72,7 @@ p.add_argument('--dataset', required=True)
 p.add_argument('--steps', type=int, default=50)
 p.add_argument('--warmup', type=int, default=5)
 p.add_argument('--json')
+p.add_argument('--set', action='append', default=[], metavar='KEY=PYTHON_LITERAL', help='config override')
 a = p.parse_args()
 
 # Import ogbench.utils from the exported tree without running ogbench/__init__.py (which pulls in
@@ -87,6 +114,11 @@ mod = importlib.import_module(f'agents.{a.method}')
 config = mod.get_config()
 for k, v in PUBLISHED[a.method].items():
     config[k] = v
+for kv in a.set:
+    k, v = kv.split('=', 1)
+    if k not in config:
+        sys.exit(f'unknown config key {k}')
+    config[k] = ast.literal_eval(v)
 agent_cls = getattr(mod, CLASSES[a.method])
 ds_cls = {'GCDataset': GCDataset, 'HGCDataset': HGCDataset}[config['dataset_class']]
 train = ds_cls(Dataset.create(**load_dataset(a.dataset, compact_dataset=True)), config)
@@ -139,21 +171,23 @@ if [ "${SUMMARY_ONLY:-0}" != 1 ]; then
 for rep in $(seq 1 "$REPS"); do
   for m in $METHODS; do
     s=$(steps_for "$m")
+    mapfile -t osets < <(ours_sets "$m")
+    mapfile -t rsets < <(ref_sets "$m")
     echo "rep $rep $m ours   load $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$WORK/results/load.log"
-    "$AUTODIDACT" bench --method "$m" --dataset "$DATASET" --steps "$s" --warmup "$WARMUP" \
+    "${RUN[@]}" "$AUTODIDACT" bench --method "$m" --dataset "$DATASET" --steps "$s" --warmup "$WARMUP" "${osets[@]}" \
       --json "$WORK/results/ours_${m}_$rep.json" > /dev/null
     if [ "$EAGER" = 1 ] && grep -q '"compiled": true' "$WORK/results/ours_${m}_$rep.json"; then
       echo "rep $rep $m eager  load $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$WORK/results/load.log"
-      "$AUTODIDACT" bench --method "$m" --dataset "$DATASET" --steps "$s" --warmup "$WARMUP" --compile off \
+      "${RUN[@]}" "$AUTODIDACT" bench --method "$m" --dataset "$DATASET" --steps "$s" --warmup "$WARMUP" "${osets[@]}" --compile off \
         --json "$WORK/results/ours_eager_${m}_$rep.json" > /dev/null
     fi
     if [ "$BF16" = 1 ]; then
       echo "rep $rep $m bf16   load $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$WORK/results/load.log"
-      "$AUTODIDACT" bench --method "$m" --dataset "$DATASET" --steps "$s" --warmup "$WARMUP" --precision bf16 \
+      "${RUN[@]}" "$AUTODIDACT" bench --method "$m" --dataset "$DATASET" --steps "$s" --warmup "$WARMUP" "${osets[@]}" --precision bf16 \
         --json "$WORK/results/ours_bf16_${m}_$rep.json" > /dev/null
     fi
     echo "rep $rep $m ref    load $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$WORK/results/load.log"
-    (cd "$WORK" && "$REF_VENV/bin/python" ref_harness.py --ref "$REF_DIR" --method "$m" \
+    (cd "$WORK" && "${RUN[@]}" "$REF_VENV/bin/python" ref_harness.py --ref "$REF_DIR" --method "$m" "${rsets[@]}" \
       --dataset "$DATASET" --steps "$s" --warmup "$WARMUP" --json "$WORK/results/ref_${m}_$rep.json" > /dev/null)
   done
 done

@@ -32,6 +32,7 @@ def test_training_reuses_freed_blocks_instead_of_faulting_new_pages():
                              env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
         return float(out.stdout.split()[-1])
     off, on = faults("off"), faults("on")
-    # Each 2 MB activation is 512 pages; with the setting they come back from the heap.
+    # Each 2 MB activation is 512 pages; with the setting they come back from the heap. (On the
+    # AVX2 VM of 2026-11-30: 550-934 default, 51-153 with the setting, so the bound leaves room.)
     print(f"minor faults per step: {off:.0f} default, {on:.0f} with the setting")
-    assert on < 0.2 * off, (off, on)
+    assert on < 0.35 * off, (off, on)

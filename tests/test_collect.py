@@ -147,6 +147,14 @@ def test_workers_1_restores_global_numpy_state(tmp_path):
     assert np.random.rand() == expected
 
 
+def test_maze_collection_leaves_no_model_file_in_the_temp_dir(tmp_path, monkeypatch):
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr("tempfile.tempdir", str(scratch))  # where OGBench's maze writes its model
+    collect("pointmaze-medium-navigate-v0", tmp_path / "out", episodes=1, max_episode_steps=5, progress=False)
+    assert list(scratch.iterdir()) == []
+
+
 def test_failure_leaves_nothing_behind(tmp_path, monkeypatch):
     real_run_episode = collect_mod._run_episode
 

@@ -12,7 +12,6 @@ draws its task choices from its own np_random; the caller seeds both per episode
 
 from collections import defaultdict
 
-import gymnasium
 import numpy as np
 
 import ogbench.manipspace  # noqa: F401  (registers the manipulation environments with gymnasium)
@@ -20,6 +19,8 @@ from ogbench.manipspace.oracles.plan.button_plan import ButtonPlanOracle
 from ogbench.manipspace.oracles.plan.cube_plan import CubePlanOracle
 from ogbench.manipspace.oracles.plan.drawer_plan import DrawerPlanOracle
 from ogbench.manipspace.oracles.plan.window_plan import WindowPlanOracle
+
+from autodidact.envs import make_env
 
 # Task name (as the env reports it in info['privileged/target_task']) -> oracle class.
 PLAN_ORACLES = {
@@ -53,7 +54,7 @@ class PlayCollector:
         self.recipe = recipe
         # terminate_at_goal=False + data_collection mode: the env never ends an episode early and
         # hands out an endless sequence of random tasks instead of a fixed evaluation goal.
-        self.env = gymnasium.make(
+        self.env = make_env(
             recipe.env_name,
             terminate_at_goal=False,
             mode="data_collection",

@@ -17,10 +17,11 @@ its own np_random), which the caller seeds per episode.
 
 from collections import defaultdict, deque
 
-import gymnasium
 import numpy as np
 
 import ogbench.locomaze  # noqa: F401  (registers the maze environments with gymnasium)
+
+from autodidact.envs import make_env
 
 # The four grid moves, in the order OGBench's BFS expands them.
 _MOVES = ((-1, 0), (0, -1), (1, 0), (0, 1))
@@ -72,9 +73,8 @@ class MazeCollector:
         self.recipe = recipe
         # terminate_at_goal=False: reaching a goal must not end the episode, so every episode is
         # exactly max_episode_steps long, as in OGBench's datasets.
-        self.env = gymnasium.make(
-            recipe.env_name, terminate_at_goal=False, max_episode_steps=max_episode_steps
-        )
+        # make_env, not gymnasium.make: it also reclaims the model file the maze constructor leaks.
+        self.env = make_env(recipe.env_name, terminate_at_goal=False, max_episode_steps=max_episode_steps)
         self.maze = self.env.unwrapped
         self.free_cells = free_cells(self.maze.maze_map)
         self.vertex_cells = [c for c in self.free_cells if not is_hallway(self.maze.maze_map, c)]

@@ -170,11 +170,11 @@ def test_info_with_no_labeled_transitions(tmp_path, capsys):
 
 def test_maze_coverage_counts_free_cells(tmp_path):
     """A known maze: coverage is the share of the maze's free cells the x-y positions visit."""
-    gymnasium = pytest.importorskip("gymnasium")
     pytest.importorskip("ogbench")  # registers the maze env ids
     from autodidact.data.info import summarize
+    from autodidact.envs import make_env
 
-    env = gymnasium.make("pointmaze-medium-v0")
+    env = make_env("pointmaze-medium-v0")  # reclaims the model file the maze constructor leaks
     u = env.unwrapped
     free = [(i, j) for i in range(u.maze_map.shape[0]) for j in range(u.maze_map.shape[1]) if u.maze_map[i, j] == 0]
     env.close()

@@ -25,24 +25,7 @@ ONE_CORE=${ONE_CORE:-0}
 BATCH=${BATCH:-}
 HIDDEN=${HIDDEN:-}
 RUN=()
-if [ "$ONE_CORE" = 1 ]; then
-  RUN=(taskset -c 0 env OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
-       XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
-fi
-ours_sets() {  # method: autodidact's --set flags for BATCH / HIDDEN
-  [ -z "$BATCH" ] || printf '%s\n' --set "batch_size=$BATCH"
-  if [ -n "$HIDDEN" ]; then
-    printf '%s\n' --set "actor_hidden_dims=$HIDDEN"
-    [ "$1" = gcbc ] || printf '%s\n' --set "value_hidden_dims=$HIDDEN"
-  fi
-}
-ref_sets() {  # method: the reference harness's --set flags (Python literals)
-  [ -z "$BATCH" ] || printf '%s\n' --set "batch_size=$BATCH"
-  if [ -n "$HIDDEN" ]; then
-    printf '%s\n' --set "actor_hidden_dims=($HIDDEN)"
-    [ "$1" = gcbc ] || printf '%s\n' --set "value_hidden_dims=($HIDDEN)"
-  fi
-}
+[ "$ONE_CORE" = 1 ] && RUN=(pinned 0 "${ONE_THREAD[@]}")
 
 steps_for() {  # short timings: more steps for the cheap method (STEPS=N: N for every method)
   [ -z "${STEPS:-}" ] || { echo "$STEPS"; return; }
@@ -171,8 +154,8 @@ if [ "${SUMMARY_ONLY:-0}" != 1 ]; then
 for rep in $(seq 1 "$REPS"); do
   for m in $METHODS; do
     s=$(steps_for "$m")
-    mapfile -t osets < <(ours_sets "$m")
-    mapfile -t rsets < <(ref_sets "$m")
+    mapfile -t osets < <(size_sets "$m" "$BATCH" "$HIDDEN")
+    mapfile -t rsets < <(size_sets "$m" "$BATCH" "$HIDDEN" literal)
     echo "rep $rep $m ours   load $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$WORK/results/load.log"
     "${RUN[@]}" "$AUTODIDACT" bench --method "$m" --dataset "$DATASET" --steps "$s" --warmup "$WARMUP" "${osets[@]}" \
       --json "$WORK/results/ours_${m}_$rep.json" > /dev/null

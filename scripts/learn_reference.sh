@@ -26,15 +26,6 @@ METHODS=${METHODS:-"gcbc gcivl gciql qrl crl hiql"}
 SIDES=${SIDES:-"ours ref"}  # SIDES=ours re-trains only autodidact's side (keeps the reference's results)
 PRECISION=${PRECISION:-float32}  # autodidact's side only; the reference always runs float32
 SUFFIX=$([ "$PRECISION" = float32 ] || echo "_$PRECISION")
-ONE_THREAD=(env OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 MUJOCO_GL=egl
-            XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
-
-# pinned <core> <command...>: run on one core where taskset and a second core exist.
-pinned() {
-  local core=$1; shift
-  if command -v taskset > /dev/null && [ "$(nproc)" -ge 2 ]; then taskset -c "$core" "$@"; else "$@"; fi
-}
-
 reference_setup
 if [ "$PRECISION" = bf16 ] && [ "${EMULATED_BF16:-0}" != 1 ] && ! cpu_has_native_bf16; then
   echo "this CPU has no native bfloat16 matmul (AVX512-BF16 or AMX): bf16 training is emulated, many times" \
@@ -45,8 +36,8 @@ mkdir -p "$WORK"
 
 ours() {  # method seed
   local m=$1 seed=$2 run=$WORK/runs/$1_s$2$SUFFIX out=$WORK/$1_s$2_ours$SUFFIX
-  local sets=(--set "batch_size=$BATCH" --set "actor_hidden_dims=$HIDDEN")
-  [ "$m" != gcbc ] && sets+=(--set "value_hidden_dims=$HIDDEN")
+  local sets
+  mapfile -t sets < <(size_sets "$m" "$BATCH" "$HIDDEN")
   rm -rf "$run"
   pinned 0 "${ONE_THREAD[@]}" "$AUTODIDACT" train --method "$m" --dataset "$DATASET" --out "$run" --steps "$STEPS" \
     --seed "$seed" --precision "$PRECISION" --eval-episodes 0 --no-progress "${sets[@]}" > "$out.log" 2>&1

@@ -47,6 +47,33 @@ reference_setup() {
   fi
 }
 
+# One thread per side. XLA ignores its flags below (a "one thread" reference run still used about two
+# cores' CPU time), so only a taskset pin (pinned) holds it to one core.
+ONE_THREAD=(env OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 MUJOCO_GL=egl
+            XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+
+pinned() {  # pinned <core> <command...>: run on that core (unpinned, with a warning, without taskset)
+  local core=$1; shift
+  if command -v taskset > /dev/null && [ "$(nproc)" -gt "$core" ]; then
+    taskset -c "$core" "$@"
+  else
+    echo "warning: cannot pin to core $core (no taskset or too few cores); running unpinned" >&2
+    "$@"
+  fi
+}
+
+size_sets() {  # size_sets <method> <batch> <hidden> [literal]: --set flags, one per line, for a
+  # batch size and MLP width (empty: leave the published value); `literal` writes the widths as a
+  # Python tuple, for the reference's config.
+  local m=$1 batch=$2 hidden=$3 dims=$3
+  [ "${4:-}" = literal ] && dims="($hidden)"
+  [ -z "$batch" ] || printf '%s\n' --set "batch_size=$batch"
+  if [ -n "$hidden" ]; then
+    printf '%s\n' --set "actor_hidden_dims=$dims"
+    [ "$m" = gcbc ] || printf '%s\n' --set "value_hidden_dims=$dims"
+  fi
+}
+
 cpu_has_native_bf16() {  # exit 0 where bfloat16 matmuls run in hardware (autodidact's own test)
   [ "$("$(dirname "$AUTODIDACT")/python" -c 'import torch
 from autodidact.trainer import native_bf16

@@ -127,7 +127,7 @@ class MLP(nn.Module):
       members) below that, where the per-member calls cost more than the products themselves.
       A 3x256 two-member value network with LayerNorm, forward and backward, at 256 rows: 1.08x
       faster stacked on one thread, 1.21x on two; at 8 rows 2.6x. At the published size (1024
-      rows, 3x512) member by member is 5-9% faster (docs/BENCHMARKS.md).
+      rows, 3x512) member by member is 5-9% faster (`scripts/bench_ensemble.py`, docs/BENCHMARKS.md).
     """
 
     STACKED_MAX_MACS = 1 << 25

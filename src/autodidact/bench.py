@@ -12,7 +12,7 @@ import time
 
 import torch
 
-from autodidact import compiling, config as cfglib, cpu_matmul
+from autodidact import compiling, config as cfglib, cpu_matmul, native
 from autodidact.allocator import keep_freed_memory
 from autodidact.data.dataset import load
 from autodidact.errors import UserError
@@ -107,6 +107,7 @@ def bench(method_name, dataset_path, steps=50, warmup=10, overrides=(), seed=0, 
         "method": cls.name, "dataset": str(dataset_path), "batch_size": bs, "device": str(device),
         "precision": precision, "native_bf16": native_bf16(device), "compiled": compiled, "compile_reason": why,
         "threads": torch.get_num_threads(), "openmp_spincount": os.environ.get("GOMP_SPINCOUNT", "default"),
+        "gelu": native.status(),
         "steps": steps, "steps_per_s": steps_per_s,
         "sampler_batches_per_s": sampler_rate, "update_gflop": flops / 1e9,
         "achieved_gflop_per_s": flops * steps_per_s / 1e9, "matmul_gflop_per_s": rate / 1e9,
@@ -122,6 +123,7 @@ def format_bench(r):
         f"{'device / threads':<26}{r['device']} / {r['threads']}",
         f"{'precision':<26}{r.get('precision', 'float32')}"
         + ("  (emulated: no native bfloat16 matmul here)" if r.get("precision") == "bf16" and r.get("native_bf16") is False else ""),
+        f"{'GELU':<26}{r.get('gelu', 'torch')}",
         f"{'compiled':<26}{'yes' if r.get('compiled') else 'no'} ({r.get('compile_reason', '')})",
         f"{'batch size':<26}{r['batch_size']}",
         f"{'training steps/s':<26}{r['steps_per_s']:.2f}",

@@ -7,6 +7,7 @@ with code 2, with no traceback. Heavy imports happen inside each subcommand so `
 import argparse
 import os
 import sys
+import warnings
 
 from autodidact.errors import UserError
 
@@ -222,8 +223,13 @@ def build_parser():
     return p
 
 
+def _one_line_warning(message, category, filename, lineno, line=None):
+    return f"autodidact: warning: {message}\n"
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
+    warnings.formatwarning = _one_line_warning  # a person reads these; no source lines
     try:
         args = build_parser().parse_args(argv)
         if args.command is None:

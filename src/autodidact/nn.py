@@ -23,6 +23,7 @@ from torch import nn
 
 from autodidact.compiling import eager
 from autodidact.cpu_matmul import ensemble_members, linear
+from autodidact.native import GELU
 
 
 def _xavier_(weight, scale=1.0, fan_in=None, fan_out=None):
@@ -111,7 +112,7 @@ class EnsembleLayerNorm(nn.Module):
 
 # Hidden activations. GELU is what OGBench's networks use; ReLU is jaxrl_m's default, which the
 # HILP code's policy network keeps.
-ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU}
+ACTIVATIONS = {"gelu": GELU, "relu": nn.ReLU}  # GELU: torch's, or autodidact.native's kernel
 
 
 class MLP(nn.Module):

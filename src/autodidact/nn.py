@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from autodidact.compiling import eager
+from autodidact import fused
 from autodidact.cpu_matmul import ensemble_members, linear
 from autodidact.native import GELU
 
@@ -154,11 +155,13 @@ class MLP(nn.Module):
                                   else nn.LayerNorm(dims[i + 1], eps=1e-6))
         self.net = nn.Sequential(*layers)
         self.out_dim = dims[-1]
+        self.activate_final = activate_final
+        self.fusable = not ensemble and not layer_norm and activation == "gelu"  # fused.py
         self._widest = max(a * b for a, b in zip(dims[:-1], dims[1:]))  # a member's largest layer, MACs per row
 
     def forward(self, x):
         if not self.ensemble:
-            return self.net(x)
+            return fused.gelu_mlp(self, x) if fused.eligible(self, x) else self.net(x)
         # [B, in] is every member's input; [E, B, in] holds one per member. Output: [E, B, out].
         if x.dim() != 2 and x.shape[0] != self.ensemble:
             raise ValueError(f"an ensemble of {self.ensemble} takes [B, in] or [{self.ensemble}, B, in], "

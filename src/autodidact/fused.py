@@ -1,0 +1,110 @@
+"""A plain GELU MLP (no ensemble, no LayerNorm) as one autograd function on CPU.
+
+Layer by layer, autograd runs two Python functions per hidden layer (the dense layer of
+`cpu_matmul` and the GELU of `native`), each with its own forward and backward, and the backward
+multiplies the incoming gradient by the saved GELU derivative in a pass of its own. Here the whole
+network is one function, and in its backward the GELU derivative of layer i is applied inside the
+oneDNN product that computes layer i+1's input gradient (a "mul" post-op), while the block is in
+cache: `dL/dz_i = (dL/dz_{i+1} @ W_{i+1}) * GELU'(z_i)` in one call. The arithmetic is the layer-by-
+layer network's (tests/test_fused.py compares outputs and every gradient).
+
+This covers the actors of GCBC, GCIVL, GCIQL, CRL and HIQL at every size; networks with LayerNorm
+or ensembles, bfloat16 autocast, `torch.compile`, GPUs and no-grad calls take the layer-by-layer
+path.
+"""
+
+import torch
+import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
+
+from autodidact import cpu_matmul, native
+from autodidact.cpu_matmul import MIN_MACS, _dense, _macs, _mm_t, _onednn
+
+_state = {}
+
+
+def _binary_ok():
+    """Whether oneDNN's linear with a "mul" post-op exists here and computes (a @ w) * d."""
+    if "binary" not in _state:
+        _state["binary"] = False
+        try:
+            op = torch.ops.mkldnn._linear_pointwise.binary
+            gen = torch.Generator().manual_seed(0)
+            a, w, d = (torch.randn(*s, generator=gen) for s in ((70, 24), (24, 16), (70, 16)))
+            with torch.no_grad():
+                got = op(a, d, w.t(), None, "mul")
+            _state["binary"] = bool(torch.allclose(got, (a @ w) * d, rtol=1e-4, atol=1e-4))
+        except (AttributeError, RuntimeError):
+            pass
+    return _state["binary"]
+
+
+def _input_grad(g, w, onednn, d=None):
+    """g @ w (w [out, in], torch's layout), times d when given."""
+    if onednn and d is not None and _binary_ok():
+        return torch.ops.mkldnn._linear_pointwise.binary(g, d, w.t(), None, "mul")
+    out = _onednn(g, w.t(), None) if onednn else g @ w
+    return out if d is None else out.mul_(d)
+
+
+class _GeluMLP(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, activate_final, x, *params):
+        kernel = native.kernel()
+        n = len(params) // 2
+        h, inputs, derivs, onednn = x, [], [], []
+        for i in range(n):
+            w, b = params[2 * i], params[2 * i + 1]
+            big = _macs(h, w) >= MIN_MACS and _dense(w) and cpu_matmul.active()
+            z = _onednn(h, w, b) if big else F.linear(h, w, b)
+            inputs.append(h)
+            onednn.append(big)
+            if i < n - 1 or activate_final:
+                h, d = torch.empty_like(z), torch.empty_like(z)
+                kernel(z.data_ptr(), h.data_ptr(), d.data_ptr(), z.numel(), torch.get_num_threads())
+                derivs.append(d)
+            else:
+                h = z
+        ctx.n, ctx.activate_final, ctx.onednn = n, activate_final, onednn
+        ctx.save_for_backward(*inputs, *derivs, *params[0::2])
+        return h
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        n = ctx.n
+        saved = ctx.saved_tensors
+        inputs, derivs, weights = saved[:n], saved[n:-n], saved[-n:]
+        g = grad.contiguous()
+        if ctx.activate_final:
+            g = g * derivs[n - 1]
+        grads = [None] * (2 * n)
+        gx = None
+        for i in reversed(range(n)):
+            if ctx.needs_input_grad[2 + 2 * i]:
+                grads[2 * i] = _mm_t(g, inputs[i])
+            if ctx.needs_input_grad[3 + 2 * i]:
+                grads[2 * i + 1] = g.sum(0)
+            if i > 0:
+                g = _input_grad(g, weights[i], ctx.onednn[i], derivs[i - 1])
+            elif ctx.needs_input_grad[1]:
+                gx = _input_grad(g, weights[0], ctx.onednn[0])
+        return (None, gx, *grads)
+
+
+def eligible(mlp, x):
+    """Whether `mlp` (an nn.MLP) can run as one function on input `x` (module note)."""
+    return (not mlp.ensemble and mlp.fusable and x.device.type == "cpu" and x.dtype == torch.float32
+            and torch.is_grad_enabled() and not torch.compiler.is_compiling()
+            and not torch.is_autocast_enabled("cpu") and native.kernel() is not None
+            and (x.requires_grad or any(p.requires_grad for p in mlp.parameters())))
+
+
+def gelu_mlp(mlp, x):
+    """The network's output, through the function above."""
+    linears = [m for m in mlp.net if isinstance(m, torch.nn.Linear)]
+    params = [t for m in linears for t in (m.weight, m.bias)]
+    if x.dim() == 2:
+        return _GeluMLP.apply(mlp.activate_final, x.contiguous(), *params)
+    out = _GeluMLP.apply(mlp.activate_final, x.reshape(-1, x.shape[-1]).contiguous(), *params)
+    return out.reshape(*x.shape[:-1], out.shape[-1])

@@ -8,7 +8,8 @@ One deliberate departure: GELU is the exact (erf) form, where flax's default is 
 approximation. The two differ by at most 5e-4 anywhere, but on CPU torch's tanh form costs ~4x
 the erf form (1.17 vs 0.30 ms forward and 1.03 vs 0.53 ms backward per 1024x512 block, one
 thread), 5-10% of a whole GCBC/GCIVL update. docs/BENCHMARKS.md compares learning with the
-reference side by side.
+reference side by side. On CPU the GELU is autodidact.native's compiled kernel where it can be
+built, and plain GELU networks run as one autograd function (fused.py).
 
 Mixed precision: under `torch.autocast(..., dtype=torch.bfloat16)` (`--precision bf16`) the hidden
 layers run in bfloat16, but every output layer (values, logits, action means) runs in float32: a

@@ -4,7 +4,7 @@ network computes: outputs and every gradient."""
 import pytest
 import torch
 
-from autodidact import fused, native
+from autodidact import cpu_matmul, fused, native
 from autodidact.nn import MLP, GaussianActor
 
 pytestmark = pytest.mark.skipif(native.kernel() is None, reason="no compiled GELU kernel here")
@@ -84,3 +84,19 @@ def test_used_where_it_applies_and_not_elsewhere():
         assert MLP(6, (16, 16), 2)(x).grad_fn is None
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert type(MLP(6, (16, 16), 2)(x).grad_fn).__name__ != "_GeluMLPBackward"
+
+
+def test_flop_count_of_a_fused_network(monkeypatch):
+    """bench's FLOP count sees every product, the oneDNN ones with the derivative post-op included."""
+    from torch.utils.flop_counter import FlopCounterMode
+    monkeypatch.setattr(cpu_matmul, "MIN_MACS", 1)  # every product through oneDNN
+    torch.manual_seed(0)
+    net, x = MLP(8, (32, 32), out_dim=4), torch.randn(64, 8)
+    counter = FlopCounterMode(display=False, custom_mapping=cpu_matmul.flop_formulas())
+    with counter:
+        out = net(x)
+        assert type(out.grad_fn).__name__ == "_GeluMLPBackward"
+        out.sum().backward()
+    forward = 2 * 64 * (8 * 32 + 32 * 32 + 32 * 4)
+    input_grads = 2 * 64 * (32 * 32 + 32 * 4)  # none for the network's input
+    assert counter.get_total_flops() == 2 * forward + input_grads

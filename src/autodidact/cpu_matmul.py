@@ -258,7 +258,11 @@ def ensemble_members(xs, weight, bias):
 def flop_formulas():
     """FLOP formulas for `torch.utils.flop_counter.FlopCounterMode(custom_mapping=...)`, which
     otherwise counts only aten's matmuls and would miss the oneDNN calls."""
-    def linear_flops(x_shape, w_shape, *args, out_shape=None, **kwargs):
+    def linear_flops(x_shape, *args, out_shape=None, **kwargs):
+        # (x, weight, bias, ...) for the plain call and this module's operator; the "binary"
+        # overload (fused.py) is (x, other, weight, bias, attr). The counter looks formulas up by
+        # operator, not overload, so one formula tells them apart: the plain call's attr is a str.
+        w_shape = args[1] if len(args) >= 4 and not isinstance(args[2], str) else args[0]
         rows = 1
         for d in x_shape[:-1]:
             rows *= d

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
 from autodidact import cpu_matmul, native
-from autodidact.cpu_matmul import MIN_MACS, _dense, _macs, _mm_t, _onednn
+from autodidact.cpu_matmul import _dense, _macs, _mm_t, _onednn
 
 _state = {}
 
@@ -55,7 +55,7 @@ class _GeluMLP(torch.autograd.Function):
         h, inputs, derivs, onednn = x, [], [], []
         for i in range(n):
             w, b = params[2 * i], params[2 * i + 1]
-            big = _macs(h, w) >= MIN_MACS and _dense(w) and cpu_matmul.active()
+            big = _macs(h, w) >= cpu_matmul.MIN_MACS and _dense(w) and cpu_matmul.active()
             z = _onednn(h, w, b) if big else F.linear(h, w, b)
             inputs.append(h)
             onednn.append(big)

@@ -130,6 +130,17 @@ def test_built_once_into_the_cache_then_reused(tmp_path):
     assert sum("-shared" in c for c in calls) == 1, calls  # the second process only asked the version
 
 
+@needs_cc
+def test_an_unwritable_cache_builds_in_the_temp_dir(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    (tmp_path / "tmp").mkdir()
+    env = {"AUTODIDACT_CACHE": str(blocker / "cache"), "TMPDIR": str(tmp_path / "tmp")}
+    done = _in_subprocess("from autodidact import native; print(native.status())", env)
+    assert done.stdout.strip() == "native", done.stderr
+    assert len(list((tmp_path / "tmp").glob("autodidact-*/autodidact-gelu-*.so"))) == 1
+
+
 def test_falls_back_to_torch_without_a_compiler_or_when_turned_off(tmp_path):
     code = ("import warnings, torch\n"
             "from autodidact import native\n"

@@ -168,7 +168,7 @@ def _load():
     directory = _cache_dir()
     try:
         path = _build(directory)
-    except PermissionError:  # an unwritable cache: build where this process can write
+    except OSError:  # an unwritable cache (permissions, a read-only disk): build in the temp dir
         path = _build(Path(tempfile.gettempdir()) / f"autodidact-{os.getuid()}")
     lib = ctypes.CDLL(str(path))
     fn = lib.autodidact_gelu

@@ -62,16 +62,37 @@ def networks():
                   f"member / stacked {ms['member'] / ms['stacked']:.2f}")
 
 
+def method_and_batch(name, path, dataset, overrides):
+    """Method `name` with the dataset's preset and the overrides it knows, seeded, and one batch."""
+    cls = get_method(name)
+    cfg = cfglib.apply_overrides(cls.Config(), preset_for(path, cls.name))
+    known = set(cfglib.to_dict(cfg))
+    cfg = cfglib.apply_overrides(cfg, [o for o in overrides if o.split("=", 1)[0] in known])
+    torch.manual_seed(0)
+    method = cls(cfg, dataset.obs_shape, dataset.action_dim)
+    return method, to_tensors(method.make_sampler(dataset, 0).sample(cfg.batch_size), "cpu")
+
+
+def parse_args(doc, methods, rounds):
+    """The options both update benchmarks take; applies --threads and the allocator setting."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    ap.add_argument("--dataset", required=True)
+    ap.add_argument("--methods", default=methods)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument("--rounds", type=int, default=rounds)
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="config override, as `train --set` (repeatable; keys a method lacks are skipped)")
+    a = ap.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    keep_freed_memory()
+    return a
+
+
 def updates(path, methods, overrides, rounds):
     dataset = load(path)
     for name in methods:
-        cls = get_method(name)
-        cfg = cfglib.apply_overrides(cls.Config(), preset_for(path, cls.name))
-        known = {f for f in cfglib.to_dict(cfg)}
-        cfg = cfglib.apply_overrides(cfg, [o for o in overrides if o.split("=", 1)[0] in known])
-        torch.manual_seed(0)
-        method = cls(cfg, dataset.obs_shape, dataset.action_dim)
-        batch = to_tensors(method.make_sampler(dataset, 0).sample(cfg.batch_size), "cpu")
+        method, batch = method_and_batch(name, path, dataset, overrides)
         n = 100 if name == "gcbc" else 10
         ms = {way: [] for way in WAYS}
         for _ in range(rounds):
@@ -84,17 +105,7 @@ def updates(path, methods, overrides, rounds):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--dataset", required=True)
-    ap.add_argument("--methods", default="gcivl gciql qrl crl hiql")
-    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    ap.add_argument("--rounds", type=int, default=4)
-    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                    help="config override, as `train --set` (repeatable; keys a method lacks are skipped)")
-    a = ap.parse_args()
-    if a.threads:
-        torch.set_num_threads(a.threads)
-    keep_freed_memory()
+    a = parse_args(__doc__, "gcivl gciql qrl crl hiql", 4)
     networks()
     updates(a.dataset, a.methods.split(), a.overrides, a.rounds)
 

@@ -12,31 +12,15 @@ the kernel (the default), the kernel alone (every network layer by layer), and t
         --set batch_size=256 --set actor_hidden_dims=256,256,256 --set value_hidden_dims=256,256,256
 """
 
-import argparse
 import statistics
 import time
 
 import torch
 import torch.nn.functional as F
 
-from autodidact import config as cfglib, fused, native
-from autodidact.allocator import keep_freed_memory
+from autodidact import fused, native
 from autodidact.data.dataset import load
-from autodidact.methods import get_method
-from autodidact.presets import preset_for
-from autodidact.trainer import to_tensors
-
-
-def best_ms(fn, n, rounds=5):
-    for _ in range(3):
-        fn()
-    times = []
-    for _ in range(rounds):
-        t = time.perf_counter()
-        for _ in range(n):
-            fn()
-        times.append((time.perf_counter() - t) / n * 1e3)
-    return min(times)
+from bench_ensemble import best_ms, method_and_batch, parse_args  # this script's folder
 
 
 def blocks(kernel):
@@ -62,13 +46,7 @@ def updates(path, methods, overrides, rounds, kernel):
     dataset = load(path)
     try:
         for name in methods:
-            cls = get_method(name)
-            cfg = cfglib.apply_overrides(cls.Config(), preset_for(path, cls.name))
-            known = set(cfglib.to_dict(cfg))
-            cfg = cfglib.apply_overrides(cfg, [o for o in overrides if o.split("=", 1)[0] in known])
-            torch.manual_seed(0)
-            method = cls(cfg, dataset.obs_shape, dataset.action_dim)
-            batch = to_tensors(method.make_sampler(dataset, 0).sample(cfg.batch_size), "cpu")
+            method, batch = method_and_batch(name, path, dataset, overrides)
             t = time.perf_counter()
             method.update(batch)
             n = max(2, int(1.5 / max(time.perf_counter() - t, 1e-4)))  # about 1.5 s per timing
@@ -86,17 +64,7 @@ def updates(path, methods, overrides, rounds, kernel):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--dataset", required=True)
-    ap.add_argument("--methods", default="gcbc gcivl hiql")
-    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    ap.add_argument("--rounds", type=int, default=6)
-    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                    help="config override, as `train --set` (repeatable; keys a method lacks are skipped)")
-    a = ap.parse_args()
-    if a.threads:
-        torch.set_num_threads(a.threads)
-    keep_freed_memory()
+    a = parse_args(__doc__, "gcbc gcivl hiql", 6)
     kernel = native.kernel()
     if kernel is None:
         raise SystemExit(f"no kernel to compare: {native.status()}")

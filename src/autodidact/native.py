@@ -186,8 +186,7 @@ def _check(fn):
     out = F.gelu(ref)
     out.backward(torch.ones_like(out))
     for threads in (1, 2):
-        h, d = torch.empty_like(z), torch.empty_like(z)
-        fn(z.data_ptr(), h.data_ptr(), d.data_ptr(), z.numel(), threads)
+        h, d = gelu_and_derivative(z, fn, threads)
         if not (torch.allclose(h, out.detach(), rtol=1e-5, atol=2e-6)
                 and torch.allclose(d, ref.grad, rtol=1e-5, atol=2e-6)):
             return False
@@ -195,6 +194,15 @@ def _check(fn):
     h, d = torch.empty(1), torch.empty(1)
     fn(nan.data_ptr(), h.data_ptr(), d.data_ptr(), 1, 1)
     return bool(h.isnan() and d.isnan())
+
+
+def gelu_and_derivative(z, fn=None, threads=None):
+    """(GELU(z), GELU'(z)) for a contiguous float32 CPU tensor, through the kernel (`fn`, default the
+    loaded one) on `threads` threads (default torch's)."""
+    h, d = torch.empty_like(z), torch.empty_like(z)
+    (fn or _state["fn"])(z.data_ptr(), h.data_ptr(), d.data_ptr(), z.numel(),
+                         torch.get_num_threads() if threads is None else threads)
+    return h, d
 
 
 def kernel():
@@ -230,8 +238,7 @@ def status():
 class _GELU(torch.autograd.Function):
     @staticmethod
     def forward(ctx, z):
-        h, d = torch.empty_like(z), torch.empty_like(z)
-        _state["fn"](z.data_ptr(), h.data_ptr(), d.data_ptr(), z.numel(), torch.get_num_threads())
+        h, d = gelu_and_derivative(z)
         ctx.save_for_backward(d)
         return h
 

@@ -11,7 +11,9 @@
 # Usage: bash scripts/learn_reference.sh      (env vars override the defaults below)
 #   STEPS=10000 BATCH=256 HIDDEN=256,256,256 EPISODES=10 SEEDS="0" METHODS="gcbc gcivl ..."
 #   PRECISION=bf16 SIDES=ours trains autodidact's side with `--precision bf16` (results *_ours_bf16.*);
-#     refused on a CPU without native bfloat16 matmuls unless EMULATED_BF16=1
+#     refused on a CPU without native bfloat16 matmuls unless EMULATED_BF16=1 (torch's slow fallback)
+#     or BF16_NUMERICS=1: the same autocast path with each bf16 product done in float32 and rounded
+#     back to bf16 (scripts/bf16_numerics.py; bf16's numbers at float32's speed; *_ours_bf16num.*)
 #   SUMMARY_ONLY=1 re-prints the table from $WORK.
 set -euo pipefail
 
@@ -24,12 +26,19 @@ EPISODES=${EPISODES:-10}
 SEEDS=${SEEDS:-0}
 METHODS=${METHODS:-"gcbc gcivl gciql qrl crl hiql"}
 SIDES=${SIDES:-"ours ref"}  # SIDES=ours re-trains only autodidact's side (keeps the reference's results)
+OURS_CORE=${OURS_CORE:-0} REF_CORE=${REF_CORE:-1}  # e.g. two SIDES=ours runs at once: OURS_CORE=1 for the second
 PRECISION=${PRECISION:-float32}  # autodidact's side only; the reference always runs float32
 SUFFIX=$([ "$PRECISION" = float32 ] || echo "_$PRECISION")
+TRAIN=("$AUTODIDACT")
+if [ "$PRECISION" = bf16 ] && [ "${BF16_NUMERICS:-0}" = 1 ]; then
+  SUFFIX=_bf16num
+  TRAIN=("$(dirname "$AUTODIDACT")/python" "$REPO/scripts/bf16_numerics.py")
+fi
 reference_setup
-if [ "$PRECISION" = bf16 ] && [ "${EMULATED_BF16:-0}" != 1 ] && ! cpu_has_native_bf16; then
+if [ "$PRECISION" = bf16 ] && [ "${EMULATED_BF16:-0}" != 1 ] && [ "${BF16_NUMERICS:-0}" != 1 ] && ! cpu_has_native_bf16; then
   echo "this CPU has no native bfloat16 matmul (AVX512-BF16 or AMX): bf16 training is emulated, many times" \
-       "slower (HIQL at this size: 1.06 against 7.76 steps/s on an AVX2 CPU); EMULATED_BF16=1 runs it anyway" >&2
+       "slower (HIQL at this size: 1.06 against 7.76 steps/s on an AVX2 CPU); EMULATED_BF16=1 runs it anyway," \
+       "BF16_NUMERICS=1 runs its numbers at float32 speed (scripts/bf16_numerics.py)" >&2
   exit 2
 fi
 mkdir -p "$WORK"
@@ -39,15 +48,15 @@ ours() {  # method seed
   local sets
   mapfile -t sets < <(size_sets "$m" "$BATCH" "$HIDDEN")
   rm -rf "$run"
-  pinned 0 "${ONE_THREAD[@]}" "$AUTODIDACT" train --method "$m" --dataset "$DATASET" --out "$run" --steps "$STEPS" \
+  pinned "$OURS_CORE" "${ONE_THREAD[@]}" "${TRAIN[@]}" train --method "$m" --dataset "$DATASET" --out "$run" --steps "$STEPS" \
     --seed "$seed" --precision "$PRECISION" --eval-episodes 0 --no-progress "${sets[@]}" > "$out.log" 2>&1
-  pinned 0 "${ONE_THREAD[@]}" "$AUTODIDACT" eval "$run" --episodes "$EPISODES" --seed "$seed" --no-progress \
+  pinned "$OURS_CORE" "${ONE_THREAD[@]}" "$AUTODIDACT" eval "$run" --episodes "$EPISODES" --seed "$seed" --no-progress \
     >> "$out.log" 2>&1
   cp "$run/eval/final.json" "$out.json"
 }
 
 ref() {  # method seed
-  pinned 1 "${ONE_THREAD[@]}" "$REF_VENV/bin/python" "$REPO/scripts/reference_learn.py" --ref "$REF_DIR" --src "$REPO/src" \
+  pinned "$REF_CORE" "${ONE_THREAD[@]}" "$REF_VENV/bin/python" "$REPO/scripts/reference_learn.py" --ref "$REF_DIR" --src "$REPO/src" \
     --method "$1" --dataset "$DATASET" --steps "$STEPS" --batch-size "$BATCH" --hidden "$HIDDEN" \
     --seed "$2" --episodes "$EPISODES" --json "$WORK/${1}_s${2}_ref.json" > "$WORK/${1}_s${2}_ref.log" 2>&1
 }
@@ -70,18 +79,20 @@ import json, os, statistics, sys
 work, methods, seeds, steps, batch, hidden, episodes = sys.argv[1:]
 print(f"pointmaze-medium-navigate-v0, {steps} steps, batch {batch}, hidden {hidden}, "
       f"{episodes} episodes per task, seeds {seeds}; success per task (mean over seeds)\n")
-print("| method | impl | task1 | task2 | task3 | task4 | task5 | overall |")
-print("|---|---|---|---|---|---|---|---|")
+print("| method | impl | task1 | task2 | task3 | task4 | task5 | overall | per seed |")
+print("|---|---|---|---|---|---|---|---|---|")
 for m in methods.split():
-    for impl, label in (("ours", "autodidact"), ("ours_bf16", "autodidact bf16"), ("ref", "reference")):
+    for impl, label in (("ours", "autodidact"), ("ours_bf16", "autodidact bf16"),
+                        ("ours_bf16num", "autodidact bf16 (products in float32)"), ("ref", "reference")):
         rs = [json.load(open(f)) for s in seeds.split()
               if os.path.exists(f := f"{work}/{m}_s{s}_{impl}.json")]
-        if not rs and impl == "ours_bf16":
+        if not rs and impl.startswith("ours_bf16"):
             continue  # bf16 rows only where PRECISION=bf16 runs exist
         if not rs:
-            print(f"| {m} | {label} | missing |||||| ")
+            print(f"| {m} | {label} | missing ||||||| ")
             continue
         tasks = [statistics.mean(r["tasks"][i]["success"] for r in rs) for i in range(len(rs[0]["tasks"]))]
         overall = statistics.mean(r["overall_success"] for r in rs)
-        print(f"| {m} | {label} | " + " | ".join(f"{100 * t:.0f}" for t in tasks) + f" | **{100 * overall:.1f}** |")
+        print(f"| {m} | {label} | " + " | ".join(f"{100 * t:.0f}" for t in tasks) + f" | **{100 * overall:.1f}** | "
+              + ", ".join(f"{100 * r['overall_success']:.0f}" for r in rs) + " |")
 PY

@@ -25,6 +25,7 @@ weights end up.
 This is a benchmark tool, not part of the library: it makes bf16 no faster than float32.
 """
 
+import contextlib
 import sys
 
 import torch
@@ -76,14 +77,16 @@ def check(argv):
     results = {}
     for way in ("float32", "bf16", "emulated"):
         method, batch = method_and_batch(a.method, a.dataset, dataset, a.overrides)  # seeded: same start
-        start = torch.cat([p.detach().flatten() for p in method.parameters()])
+        if way == "float32":
+            start = torch.cat([p.detach().flatten() for p in method.parameters()])
         mode = Bf16MatmulsInFloat32() if way == "emulated" else None
         losses = []
         for _ in range(a.steps):
             # One autocast region per update, as the trainer has it: autocast caches its bf16 copies
             # of the weights until the region ends, so one region around every update would keep
             # using the first update's weights.
-            with autocast(torch.device("cpu"), "float32" if way == "float32" else "bf16"), (mode or _nothing()):
+            precision = "float32" if way == "float32" else "bf16"
+            with autocast(torch.device("cpu"), precision), mode or contextlib.nullcontext():
                 info = method.update(batch)
             losses.append(sum(float(v) for k, v in info.items() if k.endswith("/loss")))
         results[way] = (losses, torch.cat([p.detach().flatten() for p in method.parameters()]))
@@ -95,14 +98,6 @@ def check(argv):
         lb, pb = results["bf16"]
         print(f"{other} vs bf16: largest loss difference {max(abs(x - y) for x, y in zip(lo, lb)):.2e}, "
               f"weight difference / bf16's weight change {float((po - pb).norm() / moved):.4f}")
-
-
-class _nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def main(argv):

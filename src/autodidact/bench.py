@@ -15,6 +15,7 @@ import torch
 from autodidact import compiling, config as cfglib, cpu_matmul, native
 from autodidact.allocator import keep_freed_memory
 from autodidact.data.dataset import load
+from autodidact.denormals import denormals_flushed
 from autodidact.errors import UserError
 from autodidact.methods import get_method
 from autodidact.presets import preset_for
@@ -88,14 +89,15 @@ def bench(method_name, dataset_path, steps=50, warmup=10, overrides=(), seed=0, 
         with autocast(device, precision):
             update(to_tensors(sampler.sample(bs), device))
 
-    for _ in range(warmup):
-        step()
-    _sync(device)
-    t = time.perf_counter()
-    for _ in range(steps):
-        step()
-    _sync(device)
-    steps_per_s = steps / (time.perf_counter() - t)
+    with denormals_flushed():  # as training does (see denormals.py)
+        for _ in range(warmup):
+            step()
+        _sync(device)
+        t = time.perf_counter()
+        for _ in range(steps):
+            step()
+        _sync(device)
+        steps_per_s = steps / (time.perf_counter() - t)
 
     with autocast(device, precision):
         flops = _update_flops(method, to_tensors(sampler.sample(bs), device))

@@ -33,12 +33,11 @@ def _openmp():
         _openmp_runtime.append(None)
         try:
             with open("/proc/self/maps") as maps:  # Linux; elsewhere only the calling thread is set
-                paths = sorted({line.split()[-1] for line in maps if "omp" in line.rsplit("/", 1)[-1]})
+                paths = sorted({line.split()[-1] for line in maps
+                                if line.rsplit("/", 1)[-1].startswith(("libgomp", "libomp", "libiomp"))})
         except OSError:
             paths = []
         for path in paths:
-            if not path.rsplit("/", 1)[-1].startswith(("libgomp", "libomp", "libiomp")):
-                continue
             try:
                 lib = ctypes.CDLL(path)
                 lib.GOMP_parallel.argtypes = [_SET_ON_THREAD, ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint]

@@ -290,7 +290,16 @@ def _dispatch(args, argv):
         run_demo(args.out, steps=args.steps, seed=args.seed, method=args.method)
 
 
+def _require_run_dir(path):
+    """A mistyped run directory answers at once, before torch is imported (seconds on a slow CPU)."""
+    from pathlib import Path
+    if not (Path(path) / "run.json").exists():
+        raise UserError(f"{path}: not a run directory (no run.json)")
+
+
 def _train(args, argv):
+    if args.resume:
+        _require_run_dir(args.resume)
     from autodidact import trainer
     if args.resume:
         extra = [f for f in ("method", "dataset", "out") if getattr(args, f)]
@@ -321,6 +330,7 @@ def _train(args, argv):
 def _eval(args):
     from pathlib import Path
 
+    _require_run_dir(args.run_dir)
     from autodidact import trainer
     from autodidact.io import atomic_write_json
     run_cfg, method, ckpt, step = trainer.load_run(args.run_dir)
@@ -343,6 +353,8 @@ def _eval(args):
 
 def _prompt(args):
     from pathlib import Path
+
+    _require_run_dir(args.run_dir)
 
     from autodidact.io import atomic_write_json
     from autodidact.prompt import format_prompt_result, run_prompt

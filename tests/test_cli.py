@@ -4,7 +4,6 @@ import json
 import os
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import ogbench
@@ -138,30 +137,49 @@ TINY = {  # per method: the smallest networks, so every method's CLI path runs i
 }
 
 
-def test_every_method_trains_resumes_and_evaluates(workdir):
-    """From the CLI alone: train with a checkpoint, resume to more steps, evaluate; one method in
-    bf16 and one evaluation with a perturbation on top."""
+def test_every_method_trains_resumes_and_evaluates(workdir, capsys):
+    """Every method through the CLI: train with a checkpoint, resume to more steps, evaluate; one
+    method in bf16 and one evaluation with a perturbation on top.
+
+    The commands go through `cli.main`, the entry point of `python -m autodidact` (the same parser,
+    dispatch and error handling), in this process: thirty fresh processes spent two minutes
+    importing torch on a 2-core CPU. The same commands as real processes, one after another:
+    test_train_resume_eval_video here and the kill-and-resume tests in test_reliability.py. Each
+    command must also leave this process as it found it (threads, grad mode, denormal flags), as
+    a notebook calling the library would need."""
+    import torch
+
+    from autodidact import cli
+    from autodidact.denormals import main_thread_flushes
+
     listed = [line.split()[0] for line in run("methods").stdout.splitlines()]
     assert sorted(TINY) == listed, "a new method needs a tiny config here"
     data = str(workdir / "data" / f"{NAME}.npz")
 
-    def train_resume_eval(m, sets):  # three CLI processes, one thread each
+    def state():
+        return torch.get_num_threads(), torch.is_grad_enabled(), torch.get_default_dtype(), main_thread_flushes()
+
+    def cli_main(*argv):
+        before = state()
+        rc = cli.main(list(argv))
+        out, err = capsys.readouterr()
+        assert rc == 0, (argv, err[-3000:])
+        assert state() == before, (argv, before, state())
+        return out
+
+    for m, sets in TINY.items():
         rd = workdir / f"every_{m}"
         extra = ["--precision", "bf16"] if m == "gcivl" else []
-        run("train", "--method", m, "--dataset", data, "--out", str(rd), "--steps", "4", "--eval-episodes", "0",
-            "--no-progress", "--set", "batch_size=8", *[a for s in sets for a in ("--set", s)], *extra, threads=1)
-        run("train", "--resume", str(rd), "--steps", "6", "--no-progress", threads=1)
+        cli_main("train", "--method", m, "--dataset", data, "--out", str(rd), "--steps", "4", "--eval-episodes", "0",
+                 "--no-progress", "--set", "batch_size=8", *[a for s in sets for a in ("--set", s)], *extra)
+        cli_main("train", "--resume", str(rd), "--steps", "6", "--no-progress")
+        assert json.loads((rd / "checkpoints" / "latest.json").read_text())["step"] == 6, m
         perturb = ["--perturb", "agent@3"] if m == "play-lmp" else []
-        proc = run("eval", str(rd), "--episodes", "1", "--max-steps", "8", "--no-progress", *perturb, threads=1)
+        out = cli_main("eval", str(rd), "--episodes", "1", "--max-steps", "8", "--no-progress", *perturb)
         result = json.loads((rd / "eval" / ("final_perturbed.json" if perturb else "final.json")).read_text())
-        assert result["checkpoint_step"] == 6 and len(result["tasks"]) == 5, (m, proc.stdout)
+        assert result["checkpoint_step"] == 6 and len(result["tasks"]) == 5, (m, out)
         if perturb:
-            assert result["perturbation"]["perturbed"] == 1.0 and "recovered" in proc.stdout
-
-    # Two methods at a time: each process spends most of its few seconds importing on one core.
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        for done in [pool.submit(train_resume_eval, m, sets) for m, sets in TINY.items()]:
-            done.result()
+            assert result["perturbation"]["perturbed"] == 1.0 and "recovered" in out
 
 
 def test_collect_episode_length_flag(tmp_path):

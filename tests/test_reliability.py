@@ -31,6 +31,7 @@ from autodidact import cli, trainer
 from autodidact.checkpoint import latest_checkpoint, load_checkpoint, prune_checkpoints, save_checkpoint
 from autodidact.data.dataset import load as load_dataset
 from autodidact.errors import DataError, UserError
+from clihelp import ForkedCLI
 from pointenv import point_play_dataset
 
 NAME = "pointmaze-medium-navigate-v0"
@@ -210,10 +211,13 @@ def _wait_for(cond, proc, timeout=60.0, poll=0.002):
 
 
 def _kill(proc, stats):
-    delivered = proc.poll() is None
-    if delivered:
-        proc.send_signal(signal.SIGKILL)
+    if proc.poll() is None:
+        try:
+            proc.send_signal(signal.SIGKILL)
+        except ProcessLookupError:  # it exited, and was reaped, between the poll and the kill
+            pass
     proc.communicate(timeout=60)
+    delivered = proc.returncode == -signal.SIGKILL
     stats["kills_delivered" if delivered else "finished_before_kill"] += 1
     return delivered
 
@@ -292,14 +296,12 @@ def test_sigkill_during_train_then_resume(tmp_path, point_data):
         if run is None:
             run = tmp_path / f"run{stats['runs']}"
             stats["runs"] += 1
-            proc = _popen("train", "--method", "gcbc", "--dataset", str(point_data), "--out", str(run),
-                          "--steps", str(steps), "--checkpoint-every", "1", "--log-every", "1",
-                          "--eval-episodes", "0", "--seed", str(stats["runs"]), "--no-progress", *TINY)
+            proc = ForkedCLI(tmp_path, "train", "--method", "gcbc", "--dataset", str(point_data), "--out", str(run),
+                            "--steps", str(steps), "--checkpoint-every", "1", "--log-every", "1",
+                            "--eval-episodes", "0", "--seed", str(stats["runs"]), "--no-progress", *TINY)
             before = -1
         else:
-            # A real process, not a fork of this one: libgomp hangs in a child forked after the
-            # parent (this pytest process, which ran torch before) has used OpenMP threads.
-            proc = _popen("train", "--resume", str(run), "--no-progress")
+            proc = ForkedCLI(tmp_path, "train", "--resume", str(run), "--no-progress")
         latest = run / "checkpoints" / "latest.json"
 
         def progressed():  # a new checkpoint since the last kill: the loop is running
@@ -325,7 +327,12 @@ def test_sigkill_during_train_then_resume(tmp_path, point_data):
 
 
 def _finish(run, steps, stats):
-    proc = _run("train", "--resume", str(run), "--no-progress", timeout=300)
+    """A plain resume completes the run: the first run's as a real `python -m autodidact` process."""
+    if stats["runs_resumed_ok"] == 0:
+        proc = _run("train", "--resume", str(run), "--no-progress", timeout=300)
+    else:
+        proc = ForkedCLI(run.parent, "train", "--resume", str(run), "--no-progress")
+        proc.communicate(timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert _check_run_dir(run, stats) == steps
     assert json.loads((run / "checkpoints" / "latest.json").read_text())["step"] == steps

@@ -16,6 +16,7 @@ from safetensors.torch import load_file
 from autodidact import trainer
 from autodidact.data.dataset import Dataset
 from autodidact.errors import UserError
+from clihelp import ForkedCLI
 from pointenv import point_play_dataset, rollout_success
 
 SMALL = ("batch_size=64", "actor_hidden_dims=64,64")
@@ -104,22 +105,28 @@ def test_resume_in_process_matches_uninterrupted(tmp_path):
     assert steps == sorted(set(steps)) and steps[-1] == 60
 
 
-def _cli(*args, **kw):
+def _cli(*args, threads=None, **kw):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
+    if threads:
+        env.update(OMP_NUM_THREADS=str(threads))
     return subprocess.Popen([sys.executable, "-m", "autodidact", *args], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, **kw)
 
 
 def test_sigkill_then_resume_gives_identical_final_weights(tmp_path):
+    """A run killed mid-way and resumed ends with the same weights as one never stopped. The
+    uninterrupted and the killed run are forked from a server that has imported torch (see
+    clihelp.ForkedCLI); the resume is a real `python -m autodidact` process. All use one thread."""
     data = point_play_dataset(tmp_path / "point.npz", episodes=8)
     common = ["--method", "gcbc", "--dataset", str(data), "--steps", "60", "--eval-episodes", "0",
               "--checkpoint-every", "5", "--seed", "3", "--no-progress", "--set", "batch_size=512",
               "--set", "actor_hidden_dims=256,256"]
-    ref = _cli("train", *common, "--out", str(tmp_path / "ref"))
-    assert ref.wait(timeout=300) == 0, ref.stderr.read()
+    ref = ForkedCLI(tmp_path, "train", *common, "--out", str(tmp_path / "ref"))
+    ref.communicate(timeout=300)
+    assert ref.returncode == 0, ref.stderr
 
     victim_dir = tmp_path / "victim"
-    victim = _cli("train", *common, "--out", str(victim_dir))
+    victim = ForkedCLI(tmp_path, "train", *common, "--out", str(victim_dir))
     latest = victim_dir / "checkpoints" / "latest.json"
     deadline = time.time() + 120
     while time.time() < deadline and victim.poll() is None:
@@ -128,11 +135,12 @@ def test_sigkill_then_resume_gives_identical_final_weights(tmp_path):
         time.sleep(0.01)
     assert victim.poll() is None, "run finished before it could be killed; make it longer"
     victim.send_signal(signal.SIGKILL)
-    victim.wait()
+    victim.communicate(timeout=60)
+    assert victim.returncode == -signal.SIGKILL
     killed_at = json.loads(latest.read_text())["step"]
     assert killed_at < 60
 
-    resumed = _cli("train", "--resume", str(victim_dir), "--no-progress")
+    resumed = _cli("train", "--resume", str(victim_dir), "--no-progress", threads=1)
     out, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err
     a, b = _final_weights(tmp_path / "ref"), _final_weights(victim_dir)

@@ -1,8 +1,6 @@
 """CRL: the contrastive loss against the reference's formulation, learning on the point world, resume, presets."""
 
 import csv
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -13,6 +11,7 @@ from autodidact import trainer
 from autodidact.methods.base import GoalPolicy
 from autodidact.methods.crl import CRL
 from autodidact.presets import preset_for
+from clihelp import methods_listing
 from pointenv import assert_resume_matches_uninterrupted, point_play_dataset, rollout_success
 
 # discount 0.9: geometric positives ~10 steps ahead; at 0.99 they would mostly be the end of these
@@ -90,12 +89,11 @@ def test_resume_matches_uninterrupted(tmp_path):
     assert_resume_matches_uninterrupted("crl", tmp_path, ("batch_size=64", "actor_hidden_dims=32,32", "value_hidden_dims=32,32", "latent_dim=16"), steps=60, every=20)
 
 
-def test_presets_and_listing():
+def test_presets_and_listing(capsys):
     assert preset_for("pointmaze-medium-navigate-v0", "crl") == {"alpha": 0.03}
     assert preset_for("data/puzzle-3x3-play-v0-val.npz", "crl") == {"alpha": 3.0}
     assert preset_for("something-else.npz", "crl") == {}
-    out = subprocess.run([sys.executable, "-m", "autodidact", "methods"], capture_output=True, text=True,
-                         check=True).stdout
+    out = methods_listing(capsys)
     assert any(line.startswith("crl ") for line in out.splitlines())
 
 

@@ -1,8 +1,6 @@
 """QRL: the IQE against the reference's formulation, learning on the point world, resume, presets."""
 
 import csv
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -12,6 +10,7 @@ from autodidact import trainer
 from autodidact.methods.base import GoalPolicy
 from autodidact.methods.qrl import QRL, iqe_components
 from autodidact.presets import preset_for
+from clihelp import methods_listing
 from pointenv import assert_resume_matches_uninterrupted, point_play_dataset, rollout_success
 
 SMALL = ("batch_size=256", "actor_hidden_dims=128,128", "value_hidden_dims=128,128", "latent_dim=64")
@@ -117,12 +116,11 @@ def test_resume_matches_uninterrupted(tmp_path):
     assert "log_lam" in a and "iqe_alpha_logit" in a
 
 
-def test_presets_and_listing():
+def test_presets_and_listing(capsys):
     assert preset_for("pointmaze-medium-navigate-v0", "qrl") == {"alpha": 0.0003}
     assert preset_for("data/cube-single-play-v0-val.npz", "qrl") == {"alpha": 0.3}
     assert preset_for("something-else.npz", "qrl") == {}
-    out = subprocess.run([sys.executable, "-m", "autodidact", "methods"], capture_output=True, text=True,
-                         check=True).stdout
+    out = methods_listing(capsys)
     assert any(line.startswith("qrl ") for line in out.splitlines())
 
 

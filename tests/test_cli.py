@@ -62,7 +62,7 @@ def test_train_resume_eval_video(workdir):
     # Extend the finished run by 10 steps.
     run("train", "--resume", str(rd), "--steps", "30", "--eval-episodes", "0", "--no-progress")
     assert json.loads((rd / "checkpoints" / "latest.json").read_text())["step"] == 30
-    proc = run("eval", str(rd), "--episodes", "1", "--video", "--max-steps", "12", "--no-progress")
+    proc = run("eval", str(rd), "--episodes", "1", "--video", "--max-steps", "4", "--no-progress")
     assert "overall" in proc.stdout and "video:" in proc.stdout
     result = json.loads((rd / "eval" / "final.json").read_text())
     assert result["checkpoint_step"] == 30 and len(result["tasks"]) == 5

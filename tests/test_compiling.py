@@ -24,6 +24,8 @@ def test_auto_compiles_only_where_it_was_measured_to_pay(monkeypatch):
     gcivl = GCIVL(GCIVLConfig(), (2,), 2)
     cpu = torch.device("cpu")
     assert compiling.decide("auto", published, cpu, "float32")[0] == cpu_matmul.active()
+    monkeypatch.setattr(cpu_matmul, "active", lambda: True)
+    assert compiling.decide("auto", published, cpu, "float32") == (True, "auto: gcbc on CPU, float32")
     assert compiling.decide("auto", tiny, cpu, "float32") == (False, "auto: layers too small to gain from compiling")
     assert not compiling.decide("auto", gcivl, cpu, "float32")[0]
     assert not compiling.decide("auto", published, cpu, "bf16")[0]
@@ -36,6 +38,10 @@ def test_auto_compiles_only_where_it_was_measured_to_pay(monkeypatch):
     monkeypatch.setattr(compiling, "_cpu_isa", lambda: "AVX512")
     monkeypatch.setattr(compiling, "_cxx_compiler", lambda: None)
     assert compiling.decide("auto", published, cpu, "float32")[0] is False
+    monkeypatch.setattr(compiling, "_cxx_compiler", lambda: "/usr/bin/g++")
+    monkeypatch.setattr(cpu_matmul, "active", lambda: False)  # MKL layers (an Intel CPU)
+    assert compiling.decide("auto", published, cpu, "float32") == (
+        False, "auto: compiling was measured to pay only with oneDNN layers (here: mkl)")
     with pytest.raises(UserError, match="--compile must be one of auto, on, off"):
         compiling.decide("fast", tiny, cpu, "float32")
 

@@ -7,13 +7,15 @@ import torch.nn.functional as F
 
 from autodidact import cpu_matmul
 
-pytestmark = pytest.mark.skipif(not cpu_matmul.active(), reason="oneDNN linear operator unavailable")
+OP = cpu_matmul._checked_op()
+pytestmark = pytest.mark.skipif(OP is None, reason="oneDNN linear operator unavailable")
 
 
 @pytest.fixture(autouse=True)
 def small_matmuls_on_onednn(monkeypatch):
     """These tests use small tensors; send them through oneDNN anyway (the thresholds are about
-    speed)."""
+    speed), also on a CPU where the default leaves the layers on MKL."""
+    monkeypatch.setitem(cpu_matmul._state, "op", OP)
     monkeypatch.setattr(cpu_matmul, "MIN_MACS", 1)
     monkeypatch.setattr(cpu_matmul, "MIN_FUNCTION_MACS", 1)
 
@@ -150,3 +152,17 @@ def test_native_setting_turns_it_off(monkeypatch):
     monkeypatch.setenv("AUTODIDACT_CPU_MATMUL", "mkl")
     with pytest.raises(ValueError, match="AUTODIDACT_CPU_MATMUL"):
         cpu_matmul.active()
+
+
+@pytest.mark.parametrize("setting", ["auto", None, "onednn"])
+def test_auto_leaves_intel_cpus_on_mkl(setting, monkeypatch):
+    """MKL was the faster kernel on the Intel CPU measured, oneDNN on the AMD ones."""
+    if setting is None:
+        monkeypatch.delenv("AUTODIDACT_CPU_MATMUL", raising=False)
+    else:
+        monkeypatch.setenv("AUTODIDACT_CPU_MATMUL", setting)
+    for vendor, onednn in [("GenuineIntel", setting == "onednn"), ("AuthenticAMD", True), ("", True)]:
+        monkeypatch.setattr(cpu_matmul, "_state", {})
+        monkeypatch.setattr(cpu_matmul, "cpu_vendor", lambda: vendor)
+        assert cpu_matmul.active() == onednn, vendor
+        assert cpu_matmul.kernel() == ("onednn" if onednn else "mkl")

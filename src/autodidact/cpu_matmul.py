@@ -12,6 +12,14 @@ PyTorch reaches oneDNN for float32 linear layers only through `torch.ops.mkldnn.
 functions below supply the backward: the input gradient goes through oneDNN as well, the weight
 gradient stays an MKL `mm` (no faster in oneDNN on these shapes), the bias gradient a sum.
 
+Which kernel is faster depends on the CPU's maker. MKL is Intel's library: on the 2-core Intel Xeon
+(AVX-512, 2.0 GHz) measured in the eleventh session it beat oneDNN on every product of the
+published layer (forward 4.94 against 5.05 ms, input gradient 4.85 against 5.17, weight gradient
+5.27 against 7.82; `scripts/bench_matmul.py`), and whole updates without oneDNN were 4% faster
+(GCBC, GCIVL, HIQL; CRL 1%), alternating in one process. On both AMD EPYC machines oneDNN was the
+faster one. So `AUTODIDACT_CPU_MATMUL=auto` (the default) uses oneDNN except on CPUs whose vendor
+is GenuineIntel; `onednn` uses it on any CPU, `native` never.
+
 It is used only where it pays and is known to work: CPU float32 tensors outside autocast, matmuls
 of at least `MIN_MACS` multiply-adds (oneDNN costs ~30 us more per call, so small layers, a single
 observation at evaluation time, and the tiny networks of the test suite are faster through MKL;
@@ -19,7 +27,6 @@ the two break even around 256x256 @ 256x256, where torch's own layer also saves 
 Python autograd overhead: a GCBC update at batch 256 and 3x256 took 11.6 against 13.0 ms on one
 thread, 7.9 against 8.5 on two, with that shape left to MKL), and only after a one-time check that
 the operator exists and agrees with `torch.nn.functional.linear`.
-`AUTODIDACT_CPU_MATMUL=native` turns it off (for comparison, or on a machine where MKL is faster).
 
 Two more things the same autograd function does for layers of at least `MIN_FUNCTION_MACS` (a layer
 below MIN_MACS with at least as many inputs as outputs skips it):
@@ -82,15 +89,32 @@ def _onednn(x, weight, bias):
 
 
 def _op():
-    """The oneDNN linear operator, or None where it is unavailable, disabled or disagrees."""
+    """The oneDNN linear operator, or None where it is unavailable, not chosen or disagrees."""
     if "op" not in _state:
         _state["op"] = None
-        choice = os.environ.get(_ENV, "onednn").strip().lower()
-        if choice not in ("onednn", "native"):
-            raise ValueError(f"{_ENV} must be 'onednn' or 'native', got '{choice}'")
-        if choice == "onednn":
+        choice = os.environ.get(_ENV, "auto").strip().lower()
+        if choice not in ("auto", "onednn", "native"):
+            raise ValueError(f"{_ENV} must be 'auto', 'onednn' or 'native', got '{choice}'")
+        if choice == "onednn" or (choice == "auto" and cpu_vendor() != "GenuineIntel"):
             _state["op"] = _checked_op()
     return _state["op"]
+
+
+def cpu_vendor():
+    """The CPU's vendor string ("GenuineIntel", "AuthenticAMD", ...), or "" where unknown."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("vendor_id"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
+def kernel():
+    """The float32 CPU matmul kernel of the big dense layers in this process: "onednn" or "mkl"."""
+    return "onednn" if active() else "mkl"
 
 
 def _checked_op():

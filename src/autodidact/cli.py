@@ -355,7 +355,6 @@ def _prompt(args):
     from pathlib import Path
 
     _require_run_dir(args.run_dir)
-
     from autodidact.io import atomic_write_json
     from autodidact.prompt import format_prompt_result, run_prompt
     name, result = run_prompt(

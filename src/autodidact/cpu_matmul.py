@@ -16,7 +16,7 @@ Which kernel is faster depends on the CPU's maker. MKL is Intel's library: on th
 (AVX-512, 2.0 GHz) measured in the eleventh session it beat oneDNN on every product of the
 published layer (forward 4.94 against 5.05 ms, input gradient 4.85 against 5.17, weight gradient
 5.27 against 7.82; `scripts/bench_matmul.py`), and whole updates without oneDNN were 4% faster
-(GCBC, GCIVL, HIQL; CRL 1%), alternating in one process. On both AMD EPYC machines oneDNN was the
+(GCBC, GCIVL, HIQL; CRL 1%), alternating in one process (`scripts/bench_layer_kernel.py`). On both AMD EPYC machines oneDNN was the
 faster one. So `AUTODIDACT_CPU_MATMUL=auto` (the default) uses oneDNN except on CPUs whose vendor
 is GenuineIntel; `onednn` uses it on any CPU, `native` never.
 

@@ -9,6 +9,8 @@ import numpy as np
 import ogbench
 import pytest
 
+from clihelp import methods_listing
+
 pytestmark = pytest.mark.slow
 NAME = "pointmaze-medium-navigate-v0"
 
@@ -152,7 +154,7 @@ def test_every_method_trains_resumes_and_evaluates(workdir, capsys):
     from autodidact import cli
     from autodidact.denormals import main_thread_flushes
 
-    listed = [line.split()[0] for line in run("methods").stdout.splitlines()]
+    listed = [line.split()[0] for line in methods_listing(capsys).splitlines()]
     assert sorted(TINY) == listed, "a new method needs a tiny config here"
     data = str(workdir / "data" / f"{NAME}.npz")
 

@@ -65,7 +65,7 @@ import torch
 from torch import nn
 
 from autodidact.config import check, check_common, opt
-from autodidact.data.sampler import GoalSampler
+from autodidact.data.sampler import GoalSampler, take
 from autodidact.errors import UserError
 from autodidact.methods.base import Method
 from autodidact.nn import MLP, adam, ema_update
@@ -152,9 +152,9 @@ class ChunkGoalSampler(GoalSampler):
         idxs = self._random_starts(batch_size)
         goal_idxs = self.sample_goals(idxs, cfg.actor_p_curgoal, cfg.actor_p_trajgoal, cfg.actor_p_randomgoal,
                                       cfg.actor_geom_sample)
-        return {"observations": obs[idxs],
-                "actions": self.dataset.actions[idxs[:, None] + self._offsets],   # [B, chunk, A]
-                "actor_goals": obs[goal_idxs]}
+        return {"observations": take(obs, idxs),
+                "actions": take(self.dataset.actions, idxs[:, None] + self._offsets),   # [B, chunk, A]
+                "actor_goals": take(obs, goal_idxs)}
 
 
 class ScoreNet(nn.Module):

@@ -65,6 +65,32 @@ def test_published_size_with_onednn_products_agrees(monkeypatch):
     _same(run(True), run(False), 2e-4)
 
 
+@pytest.mark.parametrize("const_std", [True, False])
+def test_actor_with_its_mean_layer_in_the_function_agrees(const_std, monkeypatch):
+    torch.manual_seed(0)
+    actor = GaussianActor(6, 3, (32, 16), const_std=const_std)
+    x = torch.randn(40, 6)
+
+    def run(fuse):
+        monkeypatch.setattr(fused, "eligible", lambda mlp, inp: fuse and mlp.fusable)
+        actor.zero_grad(set_to_none=True)
+        mean, log_std = actor(x)
+        assert (type(mean.grad_fn).__name__ == "_GeluMLPBackward") == fuse
+        (mean * torch.linspace(-1, 1, mean.numel()).reshape(mean.shape) + log_std).sum().backward()
+        return mean.detach(), None, [p.grad.clone() for p in actor.parameters()]
+
+    _same(run(True), run(False), 1e-5)
+
+
+def test_state_dependent_std_keeps_the_mean_layer_separate():
+    torch.manual_seed(0)
+    x = torch.randn(10, 6)
+    mean, log_std = GaussianActor(6, 2, (16, 16), state_dependent_std=True)(x)
+    assert type(mean.grad_fn).__name__ != "_GeluMLPBackward"
+    mean, _ = GaussianActor(6, 2, (16, 16))(x)
+    assert type(mean.grad_fn).__name__ == "_GeluMLPBackward"
+
+
 def test_frozen_parameters_get_no_gradient(monkeypatch):
     torch.manual_seed(0)
     net = MLP(6, (32, 32), out_dim=2)

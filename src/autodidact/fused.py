@@ -8,6 +8,10 @@ oneDNN product that computes layer i+1's input gradient (a "mul" post-op), while
 cache: `dL/dz_i = (dL/dz_{i+1} @ W_{i+1}) * GELU'(z_i)` in one call. The arithmetic is the layer-by-
 layer network's (tests/test_fused.py compares outputs and every gradient).
 
+A Gaussian actor's mean layer joins its trunk's function (`gelu_mlp(trunk, x, head=mean)`): the
+head's backward then needs no autograd nodes of its own, and the trunk's last GELU derivative is
+applied in place to the head's input gradient instead of in a separate product.
+
 This covers the actors of GCBC, GCIVL, GCIQL, CRL and HIQL at every size; networks with LayerNorm
 or ensembles, bfloat16 autocast, `torch.compile`, GPUs and no-grad calls take the layer-by-layer
 path.
@@ -98,11 +102,16 @@ def eligible(mlp, x):
             and (x.requires_grad or any(p.requires_grad for p in mlp.parameters())))
 
 
-def gelu_mlp(mlp, x):
-    """The network's output, through the function above."""
+def gelu_mlp(mlp, x, head=None):
+    """The network's output, through the function above; with `head` (a Linear after an MLP with
+    `activate_final`), that layer's output on the network's."""
     linears = [m for m in mlp.net if isinstance(m, torch.nn.Linear)]
+    if head is not None:
+        assert mlp.activate_final, "a head follows a GELU"
+        linears.append(head)
     params = [t for m in linears for t in (m.weight, m.bias)]
+    activate_final = mlp.activate_final and head is None
     if x.dim() == 2:
-        return _GeluMLP.apply(mlp.activate_final, x.contiguous(), *params)
-    out = _GeluMLP.apply(mlp.activate_final, x.reshape(-1, x.shape[-1]).contiguous(), *params)
+        return _GeluMLP.apply(activate_final, x.contiguous(), *params)
+    out = _GeluMLP.apply(activate_final, x.reshape(-1, x.shape[-1]).contiguous(), *params)
     return out.reshape(*x.shape[:-1], out.shape[-1])

@@ -203,8 +203,11 @@ class GaussianActor(nn.Module):
 
     def forward(self, x):
         """Return (mean, log_std) of the pre-squash Gaussian."""
-        h = self.trunk(x)
-        mean = self.mean(h)
+        if not self.state_dependent_std and fused.eligible(self.trunk, x):
+            mean = fused.gelu_mlp(self.trunk, x, head=self.mean)  # trunk and mean as one function
+        else:
+            h = self.trunk(x)
+            mean = self.mean(h)
         if self.state_dependent_std:
             log_std = self.log_std(h)
         elif self.const_std:

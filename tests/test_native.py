@@ -161,3 +161,16 @@ def test_falls_back_to_torch_without_a_compiler_or_when_turned_off(tmp_path):
     off = _in_subprocess(code, {"AUTODIDACT_CACHE": str(tmp_path), "AUTODIDACT_NATIVE": "off"})
     assert off.stdout.strip().splitlines() == ["torch (AUTODIDACT_NATIVE=off)", "0 Tensor"], off.stderr
     assert not list(tmp_path.glob("*.so"))
+
+
+@pytest.mark.parametrize("vendor,flags,width", [
+    ("GenuineIntel", "flags\t: fpu avx2 avx512f avx512bw", 512),
+    ("GenuineIntel", "flags\t: fpu avx2 fma", 256),
+    ("AuthenticAMD", "flags\t: fpu avx2 avx512f avx512bw", 256),
+    ("AuthenticAMD", "flags\t: fpu avx2", 256),
+])
+def test_vector_width_follows_the_cpu(vendor, flags, width, monkeypatch):
+    from autodidact import cpu_matmul
+    monkeypatch.setattr(cpu_matmul, "cpu_vendor", lambda: vendor)
+    monkeypatch.setattr(native, "_cpu_flags", lambda: flags)
+    assert native._vector_width() == width

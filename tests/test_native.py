@@ -53,6 +53,20 @@ def test_matches_torch_gelu_and_its_gradient(shape, threads):
 
 
 @needs_cc
+@pytest.mark.parametrize("shape", [(1, 1), (3, 7), (1024, 512), (40, 20000)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_bias_kernel_is_the_kernel_at_z_plus_bias(shape, threads):
+    """The bias kernel (the fused network's hidden layers) gives exactly what adding first gives."""
+    gen = torch.Generator().manual_seed(2)
+    z = torch.randn(*shape, generator=gen) * 3
+    bias = torch.randn(shape[1], generator=gen)
+    assert native.kernel() is not None
+    h, d = native.gelu_and_derivative(z, threads=threads, bias=bias)
+    h_ref, d_ref = native.gelu_and_derivative(z + bias, threads=threads)
+    assert torch.equal(h, h_ref) and torch.equal(d, d_ref)
+
+
+@needs_cc
 def test_extremes_and_nan():
     z = torch.tensor([0.0, -0.0, 1e-38, -1e-38, 5.0, -5.0, 13.0, -13.0, 100.0, -100.0, 3e38, -3e38])
     (h, gz), _ = _both(z, torch.ones_like(z))

@@ -8,6 +8,12 @@ oneDNN product that computes layer i+1's input gradient (a "mul" post-op), while
 cache: `dL/dz_i = (dL/dz_{i+1} @ W_{i+1}) * GELU'(z_i)` in one call. The arithmetic is the layer-by-
 layer network's (tests/test_fused.py compares outputs and every gradient).
 
+Where a hidden layer's product is MKL's (layers below oneDNN's threshold, and every layer on
+Intel CPUs, see cpu_matmul.py), the product is a plain `mm` and its bias is added inside the GELU
+kernel (`native.gelu_and_derivative(z, bias=b)`), which reads every element anyway: torch's
+`addmm` would first copy the bias into every row of the output and MKL then read it back. oneDNN
+adds the bias inside its product already.
+
 A Gaussian actor's mean layer joins its trunk's function (`gelu_mlp(trunk, x, head=mean)`): the
 head's backward then needs no autograd nodes of its own, and the trunk's last GELU derivative is
 applied in place to the head's input gradient instead of in a separate product.
@@ -25,6 +31,7 @@ from autodidact import cpu_matmul, native
 from autodidact.cpu_matmul import _dense, _macs, _mm_t, _onednn
 
 _state = {}
+BIAS_IN_GELU = True  # see the module note; off only to measure against it
 
 
 def _binary_ok():
@@ -59,14 +66,16 @@ class _GeluMLP(torch.autograd.Function):
         for i in range(n):
             w, b = params[2 * i], params[2 * i + 1]
             big = _macs(h, w) >= cpu_matmul.MIN_MACS and _dense(w) and cpu_matmul.active()
-            z = _onednn(h, w, b) if big else F.linear(h, w, b)
+            gelu = i < n - 1 or activate_final
             inputs.append(h)
             onednn.append(big)
-            if i < n - 1 or activate_final:
-                h, d = native.gelu_and_derivative(z)
-                derivs.append(d)
+            if gelu and not big and BIAS_IN_GELU:  # module note
+                h, d = native.gelu_and_derivative(h @ w.t(), bias=b)
             else:
-                h = z
+                z = _onednn(h, w, b) if big else F.linear(h, w, b)
+                h, d = native.gelu_and_derivative(z) if gelu else (z, None)
+            if gelu:
+                derivs.append(d)
         ctx.n, ctx.activate_final, ctx.onednn = n, activate_final, onednn
         ctx.save_for_backward(*inputs, *derivs, *params[0::2])
         return h

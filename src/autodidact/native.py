@@ -20,6 +20,9 @@ Where there is no compiler, the build fails, the check disagrees, or `AUTODIDACT
 `gelu` is torch's own, and nothing else changes. Its OpenMP threads are torch's: the library
 links `libgomp.so.1`, which the loader resolves to the copy torch has already loaded.
 
+A second entry point computes the same at z + b for a bias b added to every row of a 2-d z: the
+fused networks (fused.py) add their hidden layers' biases there instead of in the product.
+
 Used for contiguous float32 CPU tensors that need a gradient, outside `torch.compile` (inductor
 fuses GELU itself); everything else (no-grad evaluation, bfloat16 under autocast, GPUs) takes
 `torch.nn.functional.gelu`.
@@ -45,51 +48,80 @@ _SOURCE = r"""
 #include <stdint.h>
 #include <string.h>
 
-/* h = z * Phi(z), d = Phi(z) + z * phi(z), elementwise. */
+/* h = x * Phi(x), d = Phi(x) + x * phi(x). */
+static inline __attribute__((always_inline)) void gelu_one(float x, float *restrict h, float *restrict d) {
+    float xx = x * x;
+    xx = xx < 170.0f ? xx : 170.0f;            /* exp(-85) is still a normal float */
+    /* e = exp(-xx / 2): 2^k * exp(r), k = round(-xx / 2 / ln 2) by the 1.5 * 2^23 shift */
+    float k = xx * -0.72134752044448170f + 12582912.0f;
+    float kf = k - 12582912.0f;
+    float r = kf * -0.693145751953125f + xx * -0.5f;
+    r = kf * -1.428606765330187045e-06f + r;   /* ln 2 in two parts */
+    float p = 0.008333837613463402f;
+    p = p * r + 0.04189857840538025f;
+    p = p * r + 0.1666688621044159f;
+    p = p * r + 0.49999141693115234f;
+    float er = (r * r) * p + r + 1.0f;
+    uint32_t kb;
+    memcpy(&kb, &k, 4);
+    uint32_t sb = (kb + 127u) << 23;           /* the shift's high bits fall off */
+    float s;
+    memcpy(&s, &sb, 4);
+    float e = er * s;
+    /* q = Phi(-|x|) = erfc(|x| / sqrt 2) / 2, Abramowitz & Stegun 7.1.26, halved */
+    float ax = x < 0.0f ? -x : x;
+    float t = 1.0f / (ax * 0.23164189879853344f + 1.0f);
+    float q = t * (0.127414796f + t * (-0.142248368f + t * (0.7107068705f
+              + t * (-0.7265760135f + t * 0.5307027145f)))) * e;
+    float cdf = x >= 0.0f ? 1.0f - q : q;
+    *h = x * cdf;
+    float xc = x < -16.0f ? -16.0f : (x > 16.0f ? 16.0f : x);  /* e stops at exp(-85) */
+    *d = (xc * 0.3989422804014327f) * e + cdf;                 /* 1 / sqrt(2 pi) */
+}
+
 static void gelu_chunk(const float *restrict z, float *restrict h, float *restrict d, int64_t n) {
-    for (int64_t i = 0; i < n; i++) {
-        float x = z[i];
-        float xx = x * x;
-        xx = xx < 170.0f ? xx : 170.0f;            /* exp(-85) is still a normal float */
-        /* e = exp(-xx / 2): 2^k * exp(r), k = round(-xx / 2 / ln 2) by the 1.5 * 2^23 shift */
-        float k = xx * -0.72134752044448170f + 12582912.0f;
-        float kf = k - 12582912.0f;
-        float r = kf * -0.693145751953125f + xx * -0.5f;
-        r = kf * -1.428606765330187045e-06f + r;   /* ln 2 in two parts */
-        float p = 0.008333837613463402f;
-        p = p * r + 0.04189857840538025f;
-        p = p * r + 0.1666688621044159f;
-        p = p * r + 0.49999141693115234f;
-        float er = (r * r) * p + r + 1.0f;
-        uint32_t kb;
-        memcpy(&kb, &k, 4);
-        uint32_t sb = (kb + 127u) << 23;           /* the shift's high bits fall off */
-        float s;
-        memcpy(&s, &sb, 4);
-        float e = er * s;
-        /* q = Phi(-|x|) = erfc(|x| / sqrt 2) / 2, Abramowitz & Stegun 7.1.26, halved */
-        float ax = x < 0.0f ? -x : x;
-        float t = 1.0f / (ax * 0.23164189879853344f + 1.0f);
-        float q = t * (0.127414796f + t * (-0.142248368f + t * (0.7107068705f
-                  + t * (-0.7265760135f + t * 0.5307027145f)))) * e;
-        float cdf = x >= 0.0f ? 1.0f - q : q;
-        h[i] = x * cdf;
-        float xc = x < -16.0f ? -16.0f : (x > 16.0f ? 16.0f : x);  /* e stops at exp(-85) */
-        d[i] = (xc * 0.3989422804014327f) * e + cdf;                 /* 1 / sqrt(2 pi) */
+    for (int64_t i = 0; i < n; i++)
+        gelu_one(z[i], h + i, d + i);
+}
+
+/* The same at z + b: z row-major [rows, cols], the bias b [cols] added to every row. */
+static void gelu_bias_rows(const float *restrict z, const float *restrict b, float *restrict h,
+                           float *restrict d, int64_t rows, int64_t cols) {
+    for (int64_t r = 0; r < rows; r++) {
+        const float *restrict zr = z + r * cols;
+        float *restrict hr = h + r * cols, *restrict dr = d + r * cols;
+        for (int64_t c = 0; c < cols; c++)
+            gelu_one(zr[c] + b[c], hr + c, dr + c);
     }
 }
 
+#define CHUNK 16384  /* elements per thread's share of work */
+
 void autodidact_gelu(const float *z, float *h, float *d, int64_t n, int threads) {
-    const int64_t chunk = 16384;
-    int64_t chunks = (n + chunk - 1) / chunk;
+    int64_t chunks = (n + CHUNK - 1) / CHUNK;
     if (threads <= 1 || chunks < 2) {
         gelu_chunk(z, h, d, n);
         return;
     }
     #pragma omp parallel for num_threads(threads) schedule(static)
     for (int64_t c = 0; c < chunks; c++) {
-        int64_t s = c * chunk, e = s + chunk < n ? s + chunk : n;
+        int64_t s = c * CHUNK, e = s + CHUNK < n ? s + CHUNK : n;
         gelu_chunk(z + s, h + s, d + s, e - s);
+    }
+}
+
+void autodidact_gelu_bias(const float *z, const float *b, float *h, float *d, int64_t rows, int64_t cols,
+                          int threads) {
+    int64_t per = cols >= CHUNK ? 1 : CHUNK / cols;  /* rows per share */
+    int64_t chunks = (rows + per - 1) / per;
+    if (threads <= 1 || chunks < 2) {
+        gelu_bias_rows(z, b, h, d, rows, cols);
+        return;
+    }
+    #pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t c = 0; c < chunks; c++) {
+        int64_t s = c * per, e = s + per < rows ? s + per : rows;
+        gelu_bias_rows(z + s * cols, b, h + s * cols, d + s * cols, e - s, cols);
     }
 }
 """
@@ -177,6 +209,7 @@ def _build(directory):
 
 
 def _load():
+    """The library's two functions: (autodidact_gelu, autodidact_gelu_bias)."""
     directory = _cache_dir()
     try:
         path = _build(directory)
@@ -186,21 +219,31 @@ def _load():
     fn = lib.autodidact_gelu
     fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int]
     fn.restype = None
-    return fn
+    bias_fn = lib.autodidact_gelu_bias
+    bias_fn.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int64, ctypes.c_int64, ctypes.c_int]
+    bias_fn.restype = None
+    return fn, bias_fn
 
 
-def _check(fn):
-    """The kernel against torch on values across the whole range, threaded and not."""
-    gen = torch.Generator().manual_seed(0)
-    z = torch.cat([torch.randn(40_000, generator=gen) * 4, torch.linspace(-12, 12, 2001),
-                   torch.tensor([0.0, -0.0, 1e-30, -1e-30, 30.0, -30.0, 1e4, -1e4])])
+def _agrees(z, h, d):
     ref = z.clone().requires_grad_()
     out = F.gelu(ref)
     out.backward(torch.ones_like(out))
+    return (torch.allclose(h, out.detach(), rtol=1e-5, atol=2e-6)
+            and torch.allclose(d, ref.grad, rtol=1e-5, atol=2e-6))
+
+
+def _check(fn, bias_fn=None):
+    """The kernels against torch on values across the whole range, threaded and not."""
+    gen = torch.Generator().manual_seed(0)
+    z = torch.cat([torch.randn(40_000, generator=gen) * 4, torch.linspace(-12, 12, 2001),
+                   torch.tensor([0.0, -0.0, 1e-30, -1e-30, 30.0, -30.0, 1e4, -1e4])])
+    rows = torch.randn(300, 130, generator=gen) * 4
+    bias = torch.randn(130, generator=gen) * 2
     for threads in (1, 2):
-        h, d = gelu_and_derivative(z, fn, threads)
-        if not (torch.allclose(h, out.detach(), rtol=1e-5, atol=2e-6)
-                and torch.allclose(d, ref.grad, rtol=1e-5, atol=2e-6)):
+        if not _agrees(z, *gelu_and_derivative(z, fn, threads)):
+            return False
+        if bias_fn is not None and not _agrees(rows + bias, *gelu_and_derivative(rows, bias_fn, threads, bias)):
             return False
     nan = torch.tensor([float("nan")])
     h, d = torch.empty(1), torch.empty(1)
@@ -208,12 +251,17 @@ def _check(fn):
     return bool(h.isnan() and d.isnan())
 
 
-def gelu_and_derivative(z, fn=None, threads=None):
+def gelu_and_derivative(z, fn=None, threads=None, bias=None):
     """(GELU(z), GELU'(z)) for a contiguous float32 CPU tensor, through the kernel (`fn`, default the
-    loaded one) on `threads` threads (default torch's)."""
+    loaded one) on `threads` threads (default torch's). With `bias` ([cols], for a 2-d z [rows,
+    cols]): the same at z + bias, through the bias kernel (`fn` then names that one)."""
     h, d = torch.empty_like(z), torch.empty_like(z)
-    (fn or _state["fn"])(z.data_ptr(), h.data_ptr(), d.data_ptr(), z.numel(),
-                         torch.get_num_threads() if threads is None else threads)
+    threads = torch.get_num_threads() if threads is None else threads
+    if bias is None:
+        (fn or _state["fn"])(z.data_ptr(), h.data_ptr(), d.data_ptr(), z.numel(), threads)
+    else:
+        (fn or _state["bias_fn"])(z.data_ptr(), bias.data_ptr(), h.data_ptr(), d.data_ptr(), z.shape[0], z.shape[1],
+                                  threads)
     return h, d
 
 
@@ -229,9 +277,9 @@ def kernel():
             _state["why"] = f"{_ENV}=off"
         else:
             try:
-                fn = _load()
-                if _check(fn):
-                    _state["fn"] = fn
+                fn, bias_fn = _load()
+                if _check(fn, bias_fn):
+                    _state["fn"], _state["bias_fn"] = fn, bias_fn
                 else:
                     _state["why"] = "the compiled kernel disagreed with torch"
             except (OSError, RuntimeError, subprocess.SubprocessError) as e:

@@ -1,0 +1,108 @@
+"""The twelfth session's three changes to a Gaussian actor's fused update, each on and off,
+alternating in one process (docs/BENCHMARKS.md, "Sampler, actor head and bias on the Intel CPU").
+
+    .venv/bin/python scripts/bench_actor_path.py --dataset /tmp/benchdata/pointmaze-medium-navigate-v0.npz \\
+        --method gcbc --rounds 12
+
+Sides: "before" has all three off; "width" builds the GELU kernel with 512-bit vectors (off: the
+256-bit build, compiled here into a temporary directory); "head" runs the actor's mean layer
+inside the trunk's function (off: a separate layer after it); "bias" adds hidden biases inside
+the GELU kernel (off: torch's addmm); "after" has all three on. Every step samples a fresh batch
+with the current sampler. Prints each side's median ms per step and the median and range over
+rounds of before / side (above 1: faster). On CPUs where the GELU kernel is built 256 wide
+anyway, "width" changes nothing.
+"""
+
+import argparse
+import ctypes
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from autodidact import config as cfglib, fused, native, nn as ann
+from autodidact.allocator import keep_freed_memory
+from autodidact.data.dataset import load
+from autodidact.denormals import denormals_flushed
+from autodidact.methods import get_method
+from autodidact.presets import preset_for
+from autodidact.trainer import to_tensors
+
+SIDES = {"before": (0, 0, 0), "width": (1, 0, 0), "head": (0, 1, 0), "bias": (0, 0, 1), "after": (1, 1, 1)}
+
+
+def _kernel_256():
+    """The GELU kernel built with 256-bit vectors (the width before this change on every CPU)."""
+    width = native._vector_width
+    native._vector_width = lambda: 256
+    try:
+        lib = ctypes.CDLL(str(native._build(Path(tempfile.mkdtemp(prefix="gelu256-")))))
+    finally:
+        native._vector_width = width
+    fn = lib.autodidact_gelu
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int]
+    fn.restype = None
+    return fn
+
+
+def _separate_head(self, x):
+    """GaussianActor.forward with the mean layer after the trunk, as before the change."""
+    h = self.trunk(x)
+    mean = self.mean(h)
+    if self.state_dependent_std:
+        log_std = self.log_std(h)
+    elif self.const_std:
+        log_std = torch.zeros_like(mean)
+    else:
+        log_std = self.log_std.expand_as(mean)
+    return mean, log_std.clamp(self.log_std_min, self.log_std_max)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--dataset", required=True)
+    ap.add_argument("--method", default="gcbc")
+    ap.add_argument("--rounds", type=int, default=12)
+    ap.add_argument("--steps", type=int, default=20, help="steps per side per round")
+    a = ap.parse_args()
+    keep_freed_memory()
+    if native.kernel() is None:
+        raise SystemExit(f"no compiled GELU kernel here: {native.status()}")
+    wide, narrow = native._state["fn"], _kernel_256()
+    fused_head = ann.GaussianActor.forward
+
+    def use(width, head, bias):
+        native._state["fn"] = wide if width else narrow
+        ann.GaussianActor.forward = fused_head if head else _separate_head
+        fused.BIAS_IN_GELU = bool(bias)
+
+    ds = load(a.dataset)
+    cls = get_method(a.method)
+    cfg = cfglib.apply_overrides(cls.Config(), preset_for(a.dataset, cls.name))
+    torch.manual_seed(0)
+    method = cls(cfg, ds.obs_shape, ds.action_dim)
+    sampler = method.make_sampler(ds, 0)
+    times = {k: [] for k in SIDES}
+    with denormals_flushed():
+        for side in SIDES:
+            use(*SIDES[side])
+            for _ in range(5):
+                method.update(to_tensors(sampler.sample(cfg.batch_size), "cpu"))
+        for _ in range(a.rounds):
+            for side, flags in SIDES.items():
+                use(*flags)
+                t = time.perf_counter()
+                for _ in range(a.steps):
+                    method.update(to_tensors(sampler.sample(cfg.batch_size), "cpu"))
+                times[side].append((time.perf_counter() - t) / a.steps * 1e3)
+    print(f"{a.method}, native vector width here {native._vector_width()}, {a.rounds} rounds of {a.steps} steps")
+    for side, ts in times.items():
+        ratios = [b / t for b, t in zip(times["before"], ts)]
+        print(f"{side:7s} {statistics.median(ts):7.2f} ms/step   before/this {statistics.median(ratios):.3f} "
+              f"({min(ratios):.3f}-{max(ratios):.3f})")
+
+
+if __name__ == "__main__":
+    main()

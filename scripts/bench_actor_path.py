@@ -66,7 +66,9 @@ def main():
     ap.add_argument("--method", default="gcbc")
     ap.add_argument("--rounds", type=int, default=12)
     ap.add_argument("--steps", type=int, default=20, help="steps per side per round")
+    ap.add_argument("--sides", default=",".join(SIDES), help="comma-separated subset of: " + ", ".join(SIDES))
     a = ap.parse_args()
+    sides = {k: SIDES[k] for k in ["before"] + [k for k in a.sides.split(",") if k != "before"]}
     keep_freed_memory()
     if native.kernel() is None:
         raise SystemExit(f"no compiled GELU kernel here: {native.status()}")
@@ -84,14 +86,14 @@ def main():
     torch.manual_seed(0)
     method = cls(cfg, ds.obs_shape, ds.action_dim)
     sampler = method.make_sampler(ds, 0)
-    times = {k: [] for k in SIDES}
+    times = {k: [] for k in sides}
     with denormals_flushed():
-        for side in SIDES:
-            use(*SIDES[side])
+        for side in sides:
+            use(*sides[side])
             for _ in range(5):
                 method.update(to_tensors(sampler.sample(cfg.batch_size), "cpu"))
         for _ in range(a.rounds):
-            for side, flags in SIDES.items():
+            for side, flags in sides.items():
                 use(*flags)
                 t = time.perf_counter()
                 for _ in range(a.steps):

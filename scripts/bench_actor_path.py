@@ -11,6 +11,11 @@ the GELU kernel (off: torch's addmm); "after" has all three on. Every step sampl
 with the current sampler. Prints each side's median ms per step and the median and range over
 rounds of before / side (above 1: faster). On CPUs where the GELU kernel is built 256 wide
 anyway, "width" changes nothing.
+
+`--gelu-only` times just the two GELU builds on a 1024x512 block instead (two threads, median
+of 30 rounds of 20 calls):
+
+    .venv/bin/python scripts/bench_actor_path.py --gelu-only
 """
 
 import argparse
@@ -47,37 +52,42 @@ def _kernel_256():
     return fn
 
 
-def _separate_head(self, x):
-    """GaussianActor.forward with the mean layer after the trunk, as before the change."""
-    h = self.trunk(x)
-    mean = self.mean(h)
-    if self.state_dependent_std:
-        log_std = self.log_std(h)
-    elif self.const_std:
-        log_std = torch.zeros_like(mean)
-    else:
-        log_std = self.log_std.expand_as(mean)
-    return mean, log_std.clamp(self.log_std_min, self.log_std_max)
+def _time_gelu(wide, narrow, rounds=30, calls=20):
+    z = torch.randn(1024, 512, generator=torch.Generator().manual_seed(0))
+    times = {f"built {native._vector_width()} wide": [], "built 256 wide": []}
+    for _ in range(rounds):
+        for side, fn in zip(times, (wide, narrow)):
+            t = time.perf_counter()
+            for _ in range(calls):
+                native.gelu_and_derivative(z, fn, 2)
+            times[side].append((time.perf_counter() - t) / calls * 1e3)
+    for side, ts in times.items():
+        print(f"GELU {side}: {statistics.median(ts):.3f} ms per 1024x512 block")
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--dataset", required=True)
+    ap.add_argument("--dataset", help="a dataset .npz (not needed with --gelu-only)")
     ap.add_argument("--method", default="gcbc")
     ap.add_argument("--rounds", type=int, default=12)
     ap.add_argument("--steps", type=int, default=20, help="steps per side per round")
     ap.add_argument("--sides", default=",".join(SIDES), help="comma-separated subset of: " + ", ".join(SIDES))
+    ap.add_argument("--gelu-only", action="store_true", help="time the 512- and 256-bit GELU builds alone")
     a = ap.parse_args()
     sides = {k: SIDES[k] for k in ["before"] + [k for k in a.sides.split(",") if k != "before"]}
     keep_freed_memory()
     if native.kernel() is None:
         raise SystemExit(f"no compiled GELU kernel here: {native.status()}")
     wide, narrow = native._state["fn"], _kernel_256()
-    fused_head = ann.GaussianActor.forward
+    if a.gelu_only:
+        _time_gelu(wide, narrow)
+        return
+    if not a.dataset:
+        ap.error("--dataset is required (unless --gelu-only)")
 
     def use(width, head, bias):
         native._state["fn"] = wide if width else narrow
-        ann.GaussianActor.forward = fused_head if head else _separate_head
+        ann.GaussianActor.fuse_head = bool(head)
         fused.BIAS_IN_GELU = bool(bias)
 
     ds = load(a.dataset)

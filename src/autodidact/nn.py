@@ -188,6 +188,8 @@ class GaussianActor(nn.Module):
     log-likelihood then reduces to a scaled squared error on the mean.
     """
 
+    fuse_head = True  # the mean layer inside the trunk's fused function (fused.py); off only to measure
+
     def __init__(self, in_dim, action_dim, hidden_dims, layer_norm=False, const_std=True,
                  state_dependent_std=False, log_std_min=-5.0, log_std_max=2.0, tanh_squash=False,
                  activation="gelu"):
@@ -203,7 +205,7 @@ class GaussianActor(nn.Module):
 
     def forward(self, x):
         """Return (mean, log_std) of the pre-squash Gaussian."""
-        if not self.state_dependent_std and fused.eligible(self.trunk, x):
+        if self.fuse_head and not self.state_dependent_std and fused.eligible(self.trunk, x):
             mean = fused.gelu_mlp(self.trunk, x, head=self.mean)  # trunk and mean as one function
         else:
             h = self.trunk(x)

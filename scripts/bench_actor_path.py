@@ -5,7 +5,8 @@ alternating in one process (docs/BENCHMARKS.md, "Sampler, actor head and bias on
         --method gcbc --rounds 12
 
 Sides: "before" has all three off; "width" builds the GELU kernel with 512-bit vectors (off: the
-256-bit build, compiled here into a temporary directory); "head" runs the actor's mean layer
+256-bit build of both GELU kernels, the plain one and the one that adds a bias,
+compiled here into a temporary directory); "head" runs the actor's mean layer
 inside the trunk's function (off: a separate layer after it); "bias" adds hidden biases inside
 the GELU kernel (off: torch's addmm); "after" has all three on. Every step samples a fresh batch
 with the current sampler. Prints each side's median ms per step and the median and range over
@@ -19,7 +20,6 @@ of 30 rounds of 20 calls):
 """
 
 import argparse
-import ctypes
 import statistics
 import tempfile
 import time
@@ -38,18 +38,16 @@ from autodidact.trainer import to_tensors
 SIDES = {"before": (0, 0, 0), "width": (1, 0, 0), "head": (0, 1, 0), "bias": (0, 0, 1), "after": (1, 1, 1)}
 
 
-def _kernel_256():
-    """The GELU kernel built with 256-bit vectors (the width before this change on every CPU)."""
+def _kernels_256():
+    """The GELU kernels (plain, bias) built with 256-bit vectors (the width before this change on
+    every CPU)."""
     width = native._vector_width
     native._vector_width = lambda: 256
     try:
-        lib = ctypes.CDLL(str(native._build(Path(tempfile.mkdtemp(prefix="gelu256-")))))
+        with tempfile.TemporaryDirectory(prefix="gelu256-") as tmp:
+            return native._bind(native._build(Path(tmp)))  # loaded before the directory goes
     finally:
         native._vector_width = width
-    fn = lib.autodidact_gelu
-    fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int]
-    fn.restype = None
-    return fn
 
 
 def _time_gelu(wide, narrow, rounds=30, calls=20):
@@ -78,15 +76,15 @@ def main():
     keep_freed_memory()
     if native.kernel() is None:
         raise SystemExit(f"no compiled GELU kernel here: {native.status()}")
-    wide, narrow = native._state["fn"], _kernel_256()
+    wide, narrow = (native._state["fn"], native._state["bias_fn"]), _kernels_256()
     if a.gelu_only:
-        _time_gelu(wide, narrow)
+        _time_gelu(wide[0], narrow[0])
         return
     if not a.dataset:
         ap.error("--dataset is required (unless --gelu-only)")
 
     def use(width, head, bias):
-        native._state["fn"] = wide if width else narrow
+        native._state["fn"], native._state["bias_fn"] = wide if width else narrow
         ann.GaussianActor.fuse_head = bool(head)
         fused.BIAS_IN_GELU = bool(bias)
 

@@ -215,6 +215,11 @@ def _load():
         path = _build(directory)
     except OSError:  # an unwritable cache (permissions, a read-only disk): build in the temp dir
         path = _build(Path(tempfile.gettempdir()) / f"autodidact-{os.getuid()}")
+    return _bind(path)
+
+
+def _bind(path):
+    """The two functions of the library at `path`, typed: (autodidact_gelu, autodidact_gelu_bias)."""
     lib = ctypes.CDLL(str(path))
     fn = lib.autodidact_gelu
     fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int]

@@ -9,7 +9,7 @@ import os
 import sys
 import warnings
 
-from autodidact.errors import UserError
+from autodidact.core.errors import UserError
 
 EPILOG = """examples:
   autodidact collect pointmaze-medium-navigate-v0 --out data --episodes 100
@@ -106,11 +106,12 @@ def build_parser():
                    help="float32 (default), or bf16: bfloat16 matmuls under autocast with float32 weights, "
                         "optimizer state and output layers (faster on CPUs with AVX512-BF16 or AMX and on "
                         "GPUs with bf16 tensor cores; elsewhere emulated and many times slower, with a warning)")
-    t.add_argument("--compile", choices=["auto", "on", "off"], default="auto",
-                   help="torch.compile the training update: auto (default) compiles only where it was "
-                        "measured to pay (GCBC on an AVX-512 CPU in float32 with layers of at least 2^26 "
-                        "multiply-adds per update, e.g. batch 1024 x 256 x 256; needs a C++ compiler), "
-                        "on compiles any method, off never; see docs/BENCHMARKS.md")
+    t.add_argument("--kernels", choices=["torch", "tuned"], default="torch",
+                   help="torch (default): plain PyTorch; tuned: CPU speed-ups for float32 training at large "
+                        "batch sizes (oneDNN dense layers, ensembles member by member, freed memory kept); "
+                        "the same results either way, see docs/PERFORMANCE.md")
+    t.add_argument("--compile", choices=["on", "off"], default="off",
+                   help="torch.compile the training loss (default off; needs a C++ compiler on CPU)")
     t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a method config field (repeatable); see `autodidact methods --config M`")
     t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -208,8 +209,10 @@ def build_parser():
     b.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     b.add_argument("--precision", choices=["float32", "bf16"], default="float32",
                    help="float32 (default) or bf16 autocast, as `train --precision`")
-    b.add_argument("--compile", choices=["auto", "on", "off"], default="auto",
-                   help="torch.compile the update, as `train --compile` (default auto)")
+    b.add_argument("--kernels", choices=["torch", "tuned"], default="torch",
+                   help="plain PyTorch (default) or the tuned CPU kernels, as `train --kernels`")
+    b.add_argument("--compile", choices=["on", "off"], default="off",
+                   help="torch.compile the loss, as `train --compile` (default off)")
     b.add_argument("--json", default=None, metavar="OUT", help="also write the result as JSON")
 
     d = sub.add_parser("demo", help="collect, train, evaluate on a small pointmaze dataset",
@@ -241,7 +244,7 @@ def main(argv=None):
         return exc.exit_code
     except OSError as exc:
         # The environment refused a read or write (disk full, read-only, permission): one line.
-        from autodidact.io import _os_error
+        from autodidact.core.io import _os_error
         print(f"autodidact: error: {_os_error(exc.filename or 'output', exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -252,13 +255,13 @@ def main(argv=None):
 def _dispatch(args, argv):
     cmd = args.command
     if cmd == "collect":
-        from autodidact.collect import collect
+        from autodidact.workflows.collect import collect
         train, val = collect(args.name, args.out, episodes=args.episodes, seed=args.seed,
                              workers=args.workers, progress=not args.no_progress,
                              max_episode_steps=args.max_episode_steps)
         print(f"wrote {train}\nwrote {val}")
     elif cmd == "info":
-        from autodidact.data.info import print_info
+        from autodidact.workflows.info import print_info
         print_info(args.path, grid=args.grid, figure=args.figure)
     elif cmd == "convert":
         from pathlib import Path
@@ -277,16 +280,16 @@ def _dispatch(args, argv):
     elif cmd == "methods":
         _methods(args)
     elif cmd == "bench":
-        from autodidact.bench import bench, format_bench
+        from autodidact.workflows.bench import bench, format_bench
         result = bench(args.method, args.dataset, steps=args.steps, warmup=args.warmup,
                        overrides=args.overrides, device=args.device, precision=args.precision,
-                       compile_mode=args.compile)
+                       kernels_name=args.kernels, compile_mode=args.compile)
         print(format_bench(result))
         if args.json:
-            from autodidact.io import atomic_write_json
+            from autodidact.core.io import atomic_write_json
             atomic_write_json(args.json, result)
     elif cmd == "demo":
-        from autodidact.demo import run_demo
+        from autodidact.workflows.demo import run_demo
         run_demo(args.out, steps=args.steps, seed=args.seed, method=args.method)
 
 
@@ -300,7 +303,7 @@ def _require_run_dir(path):
 def _train(args, argv):
     if args.resume:
         _require_run_dir(args.resume)
-    from autodidact import trainer
+    from autodidact.workflows import train as trainer
     if args.resume:
         extra = [f for f in ("method", "dataset", "out") if getattr(args, f)]
         if extra or args.overrides:
@@ -320,7 +323,7 @@ def _train(args, argv):
             eval_every=args.eval_every, eval_episodes=args.eval_episodes, seed=args.seed,
             log_every=args.log_every, checkpoint_every=args.checkpoint_every,
             keep_checkpoints=args.keep_checkpoints, device=args.device, precision=args.precision,
-            compile=args.compile, overrides=tuple(args.overrides),
+            kernels=args.kernels, compile=args.compile, overrides=tuple(args.overrides),
             progress=not args.no_progress)
         run = trainer.new_run(s, argv=argv)
     if int(os.environ.get("RANK", "0")) == 0:
@@ -331,15 +334,16 @@ def _eval(args):
     from pathlib import Path
 
     _require_run_dir(args.run_dir)
-    from autodidact import trainer
-    from autodidact.io import atomic_write_json
-    run_cfg, method, ckpt, step = trainer.load_run(args.run_dir)
+    from autodidact.core.io import atomic_write_json
+    from autodidact.workflows.evaluate import evaluate_run, format_result
+    from autodidact.workflows.runs import load_run
+    run_cfg, method, ckpt, step = load_run(args.run_dir)
     video_dir = Path(args.run_dir) / "videos" if args.video else None
     perturb = None
     if args.perturb:
-        from autodidact.evaluate import Perturbation
+        from autodidact.workflows.evaluate import Perturbation
         perturb = Perturbation.parse(args.perturb, cells=args.perturb_cells)  # bad spec: one-line UserError
-    result = trainer.run_evaluation(method, run_cfg, episodes=args.episodes, video_dir=video_dir,
+    result = evaluate_run(method, run_cfg, episodes=args.episodes, video_dir=video_dir,
                                     progress=not args.no_progress, seed=args.seed,
                                     max_episode_steps=args.max_steps, perturb=perturb)
     result["checkpoint_step"] = step
@@ -355,8 +359,8 @@ def _prompt(args):
     from pathlib import Path
 
     _require_run_dir(args.run_dir)
-    from autodidact.io import atomic_write_json
-    from autodidact.prompt import format_prompt_result, run_prompt
+    from autodidact.core.io import atomic_write_json
+    from autodidact.workflows.prompt import format_prompt_result, run_prompt
     name, result = run_prompt(
         args.run_dir, goal=args.goal, goal_file=args.goal_file, reward_task=args.reward_task,
         reward_samples=args.reward_samples, tasks=args.task, plan=args.plan, episodes=args.episodes,
@@ -369,36 +373,16 @@ def _prompt(args):
     print(f"wrote {path}")
 
 
-def format_result(result, title):
-    perturbed = result.get("perturbation") is not None
-    head = f"{'task':<28}{'success':>8}" + (f"{'perturbed':>11}{'succ|pert':>11}{'recovered':>11}" if perturbed else "")
-    lines = [title, head]
-    for t in result["tasks"]:
-        row = f"{t['task_name']:<28}{t['success']:>8.3f}"
-        if perturbed:
-            row += f"{t['perturbed']:>11.3f}{t['success_perturbed']:>11.3f}{t['recovered']:>11.3f}"
-        lines.append(row)
-    lines.append(f"{'overall':<28}{result['overall_success']:>8.3f}  "
-                 f"({result['episodes_per_task']} episodes per task)")
-    if perturbed:
-        p = result["perturbation"]
-        at = f"{p['at'][0]:g}-{p['at'][1]:g} of the time limit" if isinstance(p["at"], list) else p["at"]
-        lines.append(f"perturbation: {p['target']} at {at}; perturbed {p['perturbed']:.3f}, success when "
-                     f"perturbed {p['success_perturbed']:.3f}, goals undone {p['undone']:.3f}, "
-                     f"recovered {p['recovered']:.3f}")
-    return "\n".join(lines)
-
-
 def _methods(args):
-    from autodidact.config import describe
-    from autodidact.methods import available, get_method
+    from autodidact.core.config import describe
+    from autodidact.methods import METHODS, get_method
     if args.config:
         cls = get_method(args.config)
         print(f"{cls.name} config (override with --set key=value):")
         for name, typ, default, help_ in describe(cls.Config):
-            print(f"  {name:<22} {typ:<16} {default!s:<18} {help_}")
+            print(f"  {name:<26} {typ:<16} {default!s:<18} {help_}")
         return
-    for name, cls in sorted(available().items()):
+    for name, cls in METHODS.items():
         print(f"{name:<12} prompts: {','.join(cls.prompts):<14} {cls.summary}")
 
 

@@ -30,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from autodidact.errors import DataError
-from autodidact.io import atomic_savez
+from autodidact.core.errors import DataError
+from autodidact.core.io import atomic_savez
 
 FORMAT_VERSION = 1
 VERSION_KEY = "autodidact_format_version"

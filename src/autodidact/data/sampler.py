@@ -4,20 +4,24 @@
 value goals and actor goals are each the current state, a future state of the same trajectory
 (geometric offsets with p = 1 - discount, or uniform over the rest of the trajectory), or a random
 dataset state; reward is 0 at the goal and -1 elsewhere (or 1/0 with `gc_negative=False`), and the
-mask is 0 exactly when the goal is the current state. With `subgoal_steps` set it also returns
-HIQL's low-level goals (k steps ahead) and high-level goals with their k-step subgoal targets.
+mask is 0 exactly when the goal is the current state. A method's config says how each kind of goal
+is drawn with a `GoalConfig`. With `subgoal_steps` set the sampler also returns HIQL's low-level
+goals (k steps ahead) and high-level goals with their k-step subgoal targets.
 
 `WindowSampler` cuts fixed-length windows that never cross an episode boundary, for sequence
-models (Play-LMP, BESO).
+models (Play-LMP, Play-GCBC).
 
 Both own a `np.random.Generator`; its state round-trips through `state_dict()` (plain JSON), so a
 resumed run draws exactly the batches an uninterrupted one would.
 """
 
+from dataclasses import dataclass
+
 import numpy as np
 
+from autodidact.core.config import check, opt
+from autodidact.core.errors import UserError
 from autodidact.data.dataset import Dataset
-from autodidact.errors import UserError
 
 
 def take(array, idxs):
@@ -39,31 +43,60 @@ class _Sampler:
         self.rng.bit_generator.state = state["bit_generator"]
 
 
-class GoalSampler(_Sampler):
-    """Transitions with hindsight-relabeled goals.
+@dataclass
+class GoalConfig:
+    """How one kind of goal (a method's value goals or actor goals) is relabeled in hindsight, with
+    OGBench's names: `--set value_goals.p_randomgoal=0.3`."""
+    p_curgoal: float = opt(0.0, "probability the goal is the current state")
+    p_trajgoal: float = opt(1.0, "probability the goal is a future state of the same trajectory")
+    p_randomgoal: float = opt(0.0, "probability the goal is a random dataset state")
+    geom_sample: bool = opt(False, "future offsets geometric with p = 1 - discount (True) or uniform (False)")
 
-    `cfg` is a method config with OGBench's goal fields: discount, value_p_curgoal,
-    value_p_trajgoal, value_p_randomgoal, value_geom_sample, actor_p_curgoal, actor_p_trajgoal,
-    actor_p_randomgoal, actor_geom_sample, gc_negative and optionally subgoal_steps (HIQL).
+    def __post_init__(self):
+        for k in ("p_curgoal", "p_trajgoal", "p_randomgoal"):
+            v = getattr(self, k)
+            check(0.0 <= v <= 1.0, k, f"must be in [0, 1], got {v}")
+        total = self.p_curgoal + self.p_trajgoal + self.p_randomgoal
+        check(abs(total - 1.0) < 1e-6, "p_*goal", f"p_curgoal + p_trajgoal + p_randomgoal must sum to 1, got {total:g}")
+
+
+# OGBench's value-goal mix for GCIVL, GCIQL and HIQL: the current state (reward 0, the episode
+# ends), a future state at a geometric offset, or a random state.
+VALUE_GOALS = GoalConfig(p_curgoal=0.2, p_trajgoal=0.5, p_randomgoal=0.3, geom_sample=True)
+
+
+class GoalSampler(_Sampler):
+    """Transitions with hindsight-relabeled goals (OGBench's GCDataset and HGCDataset).
+
+    A batch holds observations, next_observations, actions (with `need_actions`), and for each goal
+    kind given, `value_goals` with their `rewards` and `masks`, and `actor_goals`. `subgoal_steps`
+    adds HIQL's low-level goals (k steps ahead) and high-level goals with their k-step subgoal
+    targets; `chunk` > 1 returns the next `chunk` actions of the episode per row ([B, chunk, A]),
+    starting only where all of them carry labels.
     """
 
-    def __init__(self, dataset: Dataset, cfg, seed: int = 0, need_actions: bool = True):
+    def __init__(self, dataset: Dataset, seed: int = 0, *, value_goals: GoalConfig = None,
+                 actor_goals: GoalConfig = None, discount: float = 0.99, gc_negative: bool = True,
+                 subgoal_steps: int = 0, chunk: int = 1, need_actions: bool = True):
         super().__init__(dataset, seed)
-        self.cfg = cfg
+        self.value_goals, self.actor_goals = value_goals, actor_goals
+        self.discount, self.gc_negative, self.subgoal_steps = discount, gc_negative, subgoal_steps
         self.need_actions = need_actions
         if need_actions and dataset.actions is None:
             raise UserError(f"{dataset.path}: field 'actions': missing, and this method learns from actions "
                             "(label the data with an inverse-dynamics model or pick an action-free method)")
         # Transitions the batch starts from: labeled ones when the method regresses actions.
-        self.start_idxs = dataset.labeled_idxs if need_actions else dataset.valid_idxs
+        starts = dataset.labeled_idxs if need_actions else dataset.valid_idxs
+        if chunk > 1:
+            starts = _chunk_starts(dataset, starts, chunk)
+            if len(starts) == 0:
+                raise UserError(f"{dataset.path}: no episode has {chunk} consecutive labeled steps for "
+                                f"chunk={chunk}; lower chunk")
+        self.start_idxs = starts
+        self._chunk = np.arange(chunk) if chunk > 1 else None
         if len(self.start_idxs) == 0:
             raise UserError(f"{dataset.path}: no usable transitions (every episode has a single step"
                             f"{' or no action labels' if need_actions else ''})")
-        for prefix in ("value", "actor"):
-            total = sum(getattr(cfg, f"{prefix}_p_{k}goal") for k in ("cur", "traj", "random"))
-            if not np.isclose(total, 1.0):
-                raise UserError(f"{prefix}_p_curgoal + {prefix}_p_trajgoal + {prefix}_p_randomgoal must sum to 1, "
-                                f"got {total:g}")
 
     def _random_starts(self, n):
         return self.start_idxs[self.rng.integers(len(self.start_idxs), size=n)]
@@ -73,59 +106,70 @@ class GoalSampler(_Sampler):
         valid = self.dataset.valid_idxs
         return valid[self.rng.integers(len(valid), size=n)]
 
-    def _final_idxs(self, idxs):
-        # The last transition start of the episode: the reference's "final state" in compact data.
-        return self.dataset.episode_end_of(idxs) - 1
-
     def _future_idxs(self, idxs, final, geom):
         n = len(idxs)
         if geom:
-            offsets = self.rng.geometric(p=1.0 - self.cfg.discount, size=n)  # in [1, inf)
+            offsets = self.rng.geometric(p=1.0 - self.discount, size=n)  # in [1, inf)
             return np.minimum(idxs + offsets, final)
         # Uniform over (idx, final]; rounding as the reference does.
         u = self.rng.random(n)
         return np.round(np.minimum(idxs + 1, final) * u + final * (1.0 - u)).astype(np.int64)
 
-    def sample_goals(self, idxs, p_cur, p_traj, p_random, geom, final=None):
+    def sample_goals(self, idxs, goals: GoalConfig, final):
+        """Goal indices for starts `idxs`, drawn as `goals` says; `final` is each start's last
+        transition start (the reference's "final state" in compact data)."""
         n = len(idxs)
-        traj = self._future_idxs(idxs, self._final_idxs(idxs) if final is None else final, geom)
+        traj = self._future_idxs(idxs, final, goals.geom_sample)
         rand = self._random_states(n)
-        if p_cur >= 1.0:
+        if goals.p_curgoal >= 1.0:
             return idxs.copy()
-        goals = np.where(self.rng.random(n) < p_traj / (1.0 - p_cur), traj, rand)
-        return np.where(self.rng.random(n) < p_cur, idxs, goals)
+        out = np.where(self.rng.random(n) < goals.p_trajgoal / (1.0 - goals.p_curgoal), traj, rand)
+        return np.where(self.rng.random(n) < goals.p_curgoal, idxs, out)
 
     def sample(self, batch_size):
-        ds, cfg = self.dataset, self.cfg
-        idxs = self._random_starts(batch_size)
+        ds = self.dataset
         obs = ds.observations
-        final = self._final_idxs(idxs)
-        batch = {"observations": take(obs, idxs), "next_observations": take(obs, idxs + 1)}
-        if self.need_actions:
-            batch["actions"] = take(ds.actions, idxs)
-        value_goal_idxs = self.sample_goals(idxs, cfg.value_p_curgoal, cfg.value_p_trajgoal,
-                                            cfg.value_p_randomgoal, cfg.value_geom_sample, final)
-        actor_goal_idxs = self.sample_goals(idxs, cfg.actor_p_curgoal, cfg.actor_p_trajgoal,
-                                            cfg.actor_p_randomgoal, cfg.actor_geom_sample, final)
-        batch["value_goals"] = take(obs, value_goal_idxs)
-        batch["actor_goals"] = take(obs, actor_goal_idxs)
-        successes = (idxs == value_goal_idxs).astype(np.float32)
-        batch["masks"] = 1.0 - successes
-        batch["rewards"] = successes - (1.0 if cfg.gc_negative else 0.0)
-        if getattr(cfg, "subgoal_steps", None):
+        idxs = self._random_starts(batch_size)
+        final = ds.episode_end_of(idxs) - 1
+        batch = {"observations": take(obs, idxs)}
+        if self._chunk is None:
+            batch["next_observations"] = take(obs, idxs + 1)
+            if self.need_actions:
+                batch["actions"] = take(ds.actions, idxs)
+        elif self.need_actions:
+            batch["actions"] = take(ds.actions, idxs[:, None] + self._chunk)   # [B, chunk, A]
+        if self.value_goals is not None:
+            value_goal_idxs = self.sample_goals(idxs, self.value_goals, final)
+            batch["value_goals"] = take(obs, value_goal_idxs)
+            successes = (idxs == value_goal_idxs).astype(np.float32)
+            batch["masks"] = 1.0 - successes
+            batch["rewards"] = successes - (1.0 if self.gc_negative else 0.0)
+        if self.actor_goals is not None:
+            batch["actor_goals"] = take(obs, self.sample_goals(idxs, self.actor_goals, final))
+        if self.subgoal_steps:
             self._add_subgoals(batch, idxs, final)
         return batch
 
     def _add_subgoals(self, batch, idxs, final):
         """HIQL: low-level goal k steps ahead; high-level goal with its k-step subgoal target."""
-        k, cfg, obs = self.cfg.subgoal_steps, self.cfg, self.dataset.observations
+        k, goals, obs = self.subgoal_steps, self.actor_goals, self.dataset.observations
         batch["low_actor_goals"] = take(obs, np.minimum(idxs + k, final))
-        high_traj = self._future_idxs(idxs, final, cfg.actor_geom_sample)
+        high_traj = self._future_idxs(idxs, final, goals.geom_sample)
         high_rand = self._random_states(len(idxs))
-        pick_random = self.rng.random(len(idxs)) < cfg.actor_p_randomgoal
+        pick_random = self.rng.random(len(idxs)) < goals.p_randomgoal
         batch["high_actor_goals"] = take(obs, np.where(pick_random, high_rand, high_traj))
         batch["high_actor_targets"] = take(obs, np.where(pick_random, np.minimum(idxs + k, final),
                                                          np.minimum(idxs + k, high_traj)))
+
+
+def _chunk_starts(dataset, starts, chunk):
+    """The starts followed by chunk - 1 more labeled transitions of their episode."""
+    ok = dataset.episode_end_of(starts) - starts >= chunk
+    labeled = np.zeros(len(dataset), np.int64)
+    labeled[dataset.labeled_idxs] = 1
+    count = np.concatenate([[0], np.cumsum(labeled)])
+    ok[ok] = count[starts[ok] + chunk] - count[starts[ok]] == chunk
+    return starts[ok]
 
 
 class WindowSampler(_Sampler):

@@ -1,29 +1,59 @@
-"""What every method shares: the small surface the trainer, evaluator and prompts rely on.
+"""The contract every method implements, and the little they share.
 
-A method is an `nn.Module` that owns its networks (target networks included, so one
-`state_dict()` holds everything), its optimizers, a sampler choice, `update(batch) -> info` and
-`act(observations, goals)`. Info keys are namespaced (`actor/loss`); the trainer logs, never the
-method.
+A method is an `nn.Module` that owns its networks (target networks included, so one `state_dict()`
+holds everything) and one optimizer. What the trainer, evaluator and prompts rely on:
+
+- `loss(batch) -> (loss, info)`: the training objective on one batch, every term summed into one
+  scalar; `info` holds detached metrics with namespaced keys (`actor/loss`). The method computes,
+  the trainer logs.
+- `update(batch) -> info`: one gradient step. The default is `loss`, then the Polyak step of the
+  target networks `targets()` names (towards the weights from before this step, as the reference),
+  then the optimizer step. A method overrides it only when its step differs (BESO's EMA).
+- `act(observations, goals, temperature, generator) -> actions`: batched torch tensors in and out.
+- what it accepts and needs, as class attributes: `prompts` (goal, reward), `data` (transitions
+  with hindsight goals, or windows), `needs_actions`; `Config`, a typed dataclass of its settings.
+
+Shared settings are nested configs of their own: `value_goals` and `actor_goals` (`GoalConfig`)
+say how the sampler relabels goals, for every method that uses them.
 """
+
+import abc
+from typing import ClassVar
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
 
-from autodidact.compiling import eager
-from autodidact.errors import UserError
+from autodidact.core.errors import UserError
+from autodidact.data.sampler import GoalSampler, WindowSampler
+from autodidact.nn import adam, ema_update
+
+PROMPTS = ("goal", "reward")
+DATA = ("transitions", "windows")
 
 
-class Method(nn.Module):
-    name: str = ""
-    summary: str = ""               # one line for `autodidact methods`
-    Config: type = None
-    prompts: tuple = ("goal",)      # which prompts `act` can serve
-    needs_actions: bool = True      # False for action-free objectives
-    presets: dict = {}              # {OGBench dataset name: {config key: published value}}
-    legacy_defaults: dict = {}      # {config key added later: value runs saved before it used}
-    compile_pays: bool = False      # measured faster under torch.compile (compiling.py: `--compile auto`)
+class Method(nn.Module, abc.ABC):
+    name: ClassVar[str] = ""           # the CLI name
+    summary: ClassVar[str] = ""        # one line for `autodidact methods`
+    paper: ClassVar[str] = ""          # the paper it follows
+    reference: ClassVar[str] = ""      # the reference implementation it is checked against
+    Config: ClassVar[type] = None
+    prompts: ClassVar[tuple] = ("goal",)
+    data: ClassVar[str] = "transitions"  # "transitions" with relabeled goals, or "windows" of steps
+    needs_actions: ClassVar[bool] = True
+    legacy_defaults: ClassVar[dict] = {}  # {config key added later: the value runs saved before it used}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "name" not in cls.__dict__:  # a shared base of several methods (PlayMethod)
+            return
+        problems = [what for what, ok in (
+            ("a name", bool(cls.name)), ("a summary", bool(cls.summary)), ("a Config dataclass", cls.Config is not None),
+            (f"prompts among {PROMPTS}", set(cls.prompts) <= set(PROMPTS)), (f"data in {DATA}", cls.data in DATA),
+        ) if not ok]
+        if problems:
+            raise TypeError(f"method class {cls.__name__} needs {', '.join(problems)}")
 
     def __init__(self, cfg, obs_shape, action_dim):
         super().__init__()
@@ -32,48 +62,72 @@ class Method(nn.Module):
         self.obs_dim = int(np.prod(obs_shape))
         self.action_dim = action_dim
 
-    # ------------------------------------------------------------ to override
-    def make_sampler(self, dataset, seed):
-        raise NotImplementedError
+    # ------------------------------------------------------------ the contract
+    @abc.abstractmethod
+    def loss(self, batch) -> tuple[torch.Tensor, dict]:
+        """(scalar loss to minimise, info of detached metrics) on one batch of tensors."""
+
+    @abc.abstractmethod
+    def act(self, observations, goals, temperature=0.0, generator=None) -> torch.Tensor:
+        """Actions for a batch of observations and goals; temperature 0 is deterministic."""
 
     def update(self, batch) -> dict:
-        raise NotImplementedError
+        loss, info = self.loss(batch)
+        self.update_targets()
+        self.optimize(loss)
+        return info
 
-    def act(self, observations, goals, temperature=0.0, generator=None):
-        raise NotImplementedError
+    def targets(self) -> list:
+        """[(target network, online network)] moved by Polyak averaging with rate `cfg.tau`."""
+        return []
+
+    def update_targets(self):
+        for target, online in self.targets():
+            ema_update(target, online, self.cfg.tau)
+
+    def make_optimizer(self, params, **kwargs):
+        """The method's one optimizer: fused Adam at `cfg.lr` unless `kwargs` say otherwise."""
+        return adam(params, lr=kwargs.pop("lr", self.cfg.lr), **kwargs)
 
     def optimizers(self) -> dict:
-        return {}
+        """{name: optimizer}, as checkpoints store them."""
+        return {"main": self.optimizer}
+
+    def make_sampler(self, dataset, seed):
+        """The batches `loss` reads: windows of `cfg.window` steps, or transitions with the goals the
+        config's `value_goals` / `actor_goals` describe."""
+        cfg = self.cfg
+        if self.data == "windows":
+            return WindowSampler(dataset, cfg.window, seed=seed, need_actions=self.needs_actions)
+        return GoalSampler(dataset, seed, value_goals=getattr(cfg, "value_goals", None),
+                           actor_goals=getattr(cfg, "actor_goals", None), discount=cfg.discount,
+                           gc_negative=getattr(cfg, "gc_negative", True),
+                           subgoal_steps=getattr(cfg, "subgoal_steps", 0), chunk=getattr(cfg, "chunk", 1),
+                           need_actions=self.needs_actions)
 
     def make_policy(self, temperature=0.0, seed=0):
         """The object the evaluator drives (`act(obs, goals)`, optional `reset(mask)`). Methods with
-        per-episode state (a plan latent held for k steps, a subgoal) return their own."""
+        per-episode state (a plan latent held for k steps, an action chunk) return their own."""
         return GoalPolicy(self, temperature=temperature, seed=seed)
-
-    def write_figures(self, run_dir, dataset) -> list:
-        """Figures of what this method learned (e.g. a representation's 2-D projection), written
-        into `run_dir` when training ends; returns the paths written. Most methods have none."""
-        return []
 
     # ------------------------------------------------------------ shared
     def flat(self, x):
         """Observations of any shape -> [B, obs_dim] float32."""
         return x.reshape(x.shape[0], -1).float()
 
-    @eager  # stays uncompiled inside a compiled update
-    def optimize(self, loss, optimizer, params=None):
+    def optimize(self, loss):
         """One gradient step. Under torchrun, gradients are averaged across processes before the
         step (plain data parallelism, as DDP does, without wrapping each sub-network)."""
-        optimizer.zero_grad(set_to_none=True)
+        self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            grads = [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+            grads = [p.grad for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
             flat = torch.cat([g.reshape(-1) for g in grads])
             dist.all_reduce(flat)
             flat /= dist.get_world_size()
             for g, avg in zip(grads, flat.split([g.numel() for g in grads])):
                 g.copy_(avg.view_as(g))
-        optimizer.step()
+        self.optimizer.step()
 
     def check_prompt(self, kind):
         if kind not in self.prompts:

@@ -64,11 +64,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from autodidact.config import check, check_common, opt
-from autodidact.data.sampler import GoalSampler, take
-from autodidact.errors import UserError
+from autodidact.core.config import check, check_common, opt
+from autodidact.data.sampler import GoalConfig
 from autodidact.methods.base import Method
-from autodidact.nn import MLP, adam, ema_update
+from autodidact.nn import MLP, ema_update
 
 SIGMA_DENSITY_SCALE = 0.5  # scale of the log-logistic training density (the reference's default)
 SCHEDULES = ("exponential", "karras")
@@ -94,16 +93,8 @@ class BESOConfig:
     ema_decay: float = opt(0.999, "EMA decay of the weights that act (0 acts with the raw weights)")
     chunk: int = opt(1, "actions denoised jointly per call (1 = one action per step)")
     open_loop: bool = opt(True, "chunk > 1: run the whole chunk before replanning (else only its first action)")
-    discount: float = opt(0.99, "only used when actor goals are sampled with geometric offsets")
-    value_p_curgoal: float = opt(0.0, "unused by BESO (kept so every goal sampler reads one config)")
-    value_p_trajgoal: float = opt(1.0, "unused by BESO")
-    value_p_randomgoal: float = opt(0.0, "unused by BESO")
-    value_geom_sample: bool = opt(False, "unused by BESO")
-    actor_p_curgoal: float = opt(0.0, "probability the goal is the current state")
-    actor_p_trajgoal: float = opt(1.0, "probability the goal is a future state of the same trajectory")
-    actor_p_randomgoal: float = opt(0.0, "probability the goal is a random dataset state")
-    actor_geom_sample: bool = opt(False, "geometric (True) or uniform (False) future-goal offsets")
-    gc_negative: bool = opt(True, "unused by BESO")
+    discount: float = opt(0.99, "only used when goals are sampled with geometric offsets")
+    actor_goals: GoalConfig = opt(GoalConfig(p_trajgoal=1.0), "how the goal each action (chunk) is denoised towards is drawn")
 
     def __post_init__(self):
         check_common(self)
@@ -123,38 +114,6 @@ class BESOConfig:
               f"{self.guidance} needs the goal-free model, which only goal_dropout > 0 trains; set guidance=0")
         check(0 <= self.ema_decay < 1, "ema_decay", f"must be in [0, 1), got {self.ema_decay}")
         check(self.chunk >= 1, "chunk", f"must be >= 1, got {self.chunk}")
-
-
-class ChunkGoalSampler(GoalSampler):
-    """The GoalSampler's actor goals (current / future / random state, OGBench semantics) with the
-    next `chunk` actions of the same episode instead of one: starts are the labeled transitions
-    followed by chunk - 1 more labeled transitions of their episode. chunk = 1 is GCBC's batch."""
-
-    def __init__(self, dataset, cfg, seed=0):
-        super().__init__(dataset, cfg, seed=seed, need_actions=True)
-        k = cfg.chunk
-        if k > 1:
-            idx = self.start_idxs
-            ok = dataset.episode_end_of(idx) - idx >= k
-            # Every step of the chunk must carry an action label: a running count over the labels.
-            labeled = np.zeros(len(dataset), np.int64)
-            labeled[dataset.labeled_idxs] = 1
-            count = np.concatenate([[0], np.cumsum(labeled)])
-            ok[ok] = count[idx[ok] + k] - count[idx[ok]] == k
-            self.start_idxs = idx[ok]
-            if len(self.start_idxs) == 0:
-                raise UserError(f"{dataset.path}: no episode has {k} consecutive labeled steps for chunk={k}; "
-                                "lower chunk")
-        self._offsets = np.arange(k)
-
-    def sample(self, batch_size):
-        cfg, obs = self.cfg, self.dataset.observations
-        idxs = self._random_starts(batch_size)
-        goal_idxs = self.sample_goals(idxs, cfg.actor_p_curgoal, cfg.actor_p_trajgoal, cfg.actor_p_randomgoal,
-                                      cfg.actor_geom_sample)
-        return {"observations": take(obs, idxs),
-                "actions": take(self.dataset.actions, idxs[:, None] + self._offsets),   # [B, chunk, A]
-                "actor_goals": take(obs, goal_idxs)}
 
 
 class ScoreNet(nn.Module):
@@ -177,8 +136,9 @@ class ScoreNet(nn.Module):
 class BESO(Method):
     name = "beso"
     summary = "goal-conditioned score-based diffusion policy, 3 DDIM steps, classifier-free guidance (BESO)"
+    paper = "Reuss et al. 2023"
+    reference = "intuitive-robots/beso"
     Config = BESOConfig
-    prompts = ("goal",)
 
     def __init__(self, cfg: BESOConfig, obs_shape, action_dim):
         super().__init__(cfg, obs_shape, action_dim)
@@ -187,14 +147,8 @@ class BESO(Method):
         self.ema_net = copy.deepcopy(self.net).requires_grad_(False)
         # Updates so far: drives the EMA warm-up and the lr decay, and is saved with the weights.
         self.register_buffer("num_updates", torch.zeros((), dtype=torch.int64))
-        self.opt = adam(self.net.parameters(), lr=cfg.lr, cls=torch.optim.AdamW, betas=(0.9, 0.999),
-                        weight_decay=cfg.weight_decay)
-
-    def make_sampler(self, dataset, seed):
-        return ChunkGoalSampler(dataset, self.cfg, seed=seed)
-
-    def optimizers(self):
-        return {"score": self.opt}
+        self.optimizer = self.make_optimizer(self.net.parameters(), cls=torch.optim.AdamW, betas=(0.9, 0.999),
+                                             weight_decay=cfg.weight_decay)
 
     # ------------------------------------------------------------ EDM pieces
     def scalings(self, sigma):
@@ -255,14 +209,16 @@ class BESO(Method):
         return loss, info
 
     def update(self, batch):
+        """The default step, with BESO's learning-rate decay before it and its EMA of the weights
+        (with warm-up) after it, towards the weights this step produced."""
         cfg = self.cfg
         loss, info = self.loss(batch)
         if cfg.lr_decay != 1.0:  # BESO's StepLR(step_size=100, gamma=lr_decay), stepped every update
             lr = cfg.lr * cfg.lr_decay ** (int(self.num_updates) // 100)
-            for group in self.opt.param_groups:
+            for group in self.optimizer.param_groups:
                 group["lr"] = lr
             info["actor/lr"] = torch.tensor(lr)
-        self.optimize(loss, self.opt)
+        self.optimize(loss)
         self.num_updates += 1
         # The reference's EMA warm-up: early averages forget the random initialisation quickly.
         n = int(self.num_updates)

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from autodidact.config import check, check_common, opt
-from autodidact.data.sampler import GoalSampler
+from autodidact.core.config import check, check_common, opt
+from autodidact.data.sampler import GoalConfig
 from autodidact.methods.base import Method
-from autodidact.nn import GaussianActor, MLP, adam, awr_weights, gaussian_log_prob
+from autodidact.nn import (MLP, GaussianActor, actor_info, awr_loss, ddpgbc_loss, frozen, gaussian_log_prob,
+                           policy_actions)
 
 
 @dataclass
@@ -34,15 +35,9 @@ class CRLConfig:
     actor_loss: str = opt("ddpgbc", "'ddpgbc' (through the critic) or 'awr' (adds a contrastive V for advantages)")
     alpha: float = opt(0.1, "BC coefficient in DDPG+BC, or inverse temperature in AWR")
     const_std: bool = opt(True, "fix the policy std at 1; with False DDPG+BC uses a reparameterised sample")
-    value_p_curgoal: float = opt(0.0, "probability the critic goal is the current state")
-    value_p_trajgoal: float = opt(1.0, "probability the critic goal is a future state of the trajectory")
-    value_p_randomgoal: float = opt(0.0, "probability the critic goal is a random dataset state")
-    value_geom_sample: bool = opt(True, "geometric (True) or uniform (False) future critic-goal offsets")
-    actor_p_curgoal: float = opt(0.0, "probability the actor goal is the current state")
-    actor_p_trajgoal: float = opt(1.0, "probability the actor goal is a future state of the trajectory")
-    actor_p_randomgoal: float = opt(0.0, "probability the actor goal is a random dataset state")
-    actor_geom_sample: bool = opt(False, "geometric (True) or uniform (False) future actor-goal offsets")
-    gc_negative: bool = opt(False, "rewards 0/-1 (True) or 1/0 (False); unused by CRL")
+    value_goals: GoalConfig = opt(GoalConfig(p_trajgoal=1.0, geom_sample=True),
+                                  "how the critic's positive goals are drawn (the discounted future occupancy)")
+    actor_goals: GoalConfig = opt(GoalConfig(p_trajgoal=1.0), "how the actor's goals are drawn")
 
     def __post_init__(self):
         check_common(self)
@@ -69,17 +64,9 @@ class Bilinear(torch.nn.Module):
 class CRL(Method):
     name = "crl"
     summary = "contrastive RL: binary-NCE critic phi(s,a).psi(g) over in-batch negatives, DDPG+BC actor (OGBench CRL)"
+    paper = "Eysenbach et al. 2022"
+    reference = "OGBench impls/agents/crl.py"
     Config = CRLConfig
-    prompts = ("goal",)
-    # impls/hyperparameters.sh: only alpha changes across these datasets.
-    presets = {
-        "pointmaze-medium-navigate-v0": {"alpha": 0.03},
-        "pointmaze-large-navigate-v0": {"alpha": 0.03},
-        "antmaze-medium-navigate-v0": {"alpha": 0.1},
-        "cube-single-play-v0": {"alpha": 3.0},
-        "scene-play-v0": {"alpha": 3.0},
-        "puzzle-3x3-play-v0": {"alpha": 3.0},
-    }
 
     def __init__(self, cfg: CRLConfig, obs_shape, action_dim):
         super().__init__(cfg, obs_shape, action_dim)
@@ -92,13 +79,7 @@ class CRL(Method):
         self.actor = GaussianActor(2 * self.obs_dim, action_dim, cfg.actor_hidden_dims, layer_norm=False,
                                    const_std=cfg.const_std)
         # One optimizer and one backward over the summed losses, as the reference's single apply_loss_fn.
-        self.opt = adam(self.parameters(), lr=cfg.lr)
-
-    def make_sampler(self, dataset, seed):
-        return GoalSampler(dataset, self.cfg, seed=seed, need_actions=True)
-
-    def optimizers(self):
-        return {"all": self.opt}
+        self.optimizer = self.make_optimizer(self.parameters())
 
     # ------------------------------------------------------------ losses
     def contrastive_loss(self, phi, psi, prefix):
@@ -128,14 +109,7 @@ class CRL(Method):
                     f"{prefix}/logits": mean_logits.mean()}
         return loss, info
 
-    def _frozen_phi(self, x):
-        # The reference evaluates the critic with non-differentiated params in the actor loss:
-        # gradients reach the action, never the critic.
-        phi = self.critic.phi
-        params = {k: p.detach() for k, p in phi.named_parameters()}
-        return torch.func.functional_call(phi, params, (x,))
-
-    def losses(self, batch):
+    def loss(self, batch):
         cfg = self.cfg
         obs, actions = self.flat(batch["observations"]), batch["actions"]
         value_goals, actor_goals = self.flat(batch["value_goals"]), self.flat(batch["actor_goals"])
@@ -154,37 +128,17 @@ class CRL(Method):
         mean, log_std = self.actor(torch.cat([obs, actor_goals], -1))
         log_prob = gaussian_log_prob(mean, log_std, actions)
         if cfg.actor_loss == "ddpgbc":
-            if cfg.const_std:
-                q_actions = mean.clamp(-1, 1)
-            else:
-                q_actions = (mean + torch.randn_like(mean) * log_std.exp()).clamp(-1, 1)
-            q_all = (self._frozen_phi(torch.cat([obs, q_actions], -1)) * psi_actor).sum(-1) * self.critic.scale
-            q = q_all.amin(0)
-            # Normalising by |Q| makes the BC weight alpha scale-free across tasks.
-            q_loss = -q.mean() / (q.detach().abs().mean() + 1e-6)
-            bc_loss = -(cfg.alpha * log_prob).mean()
-            actor_loss = q_loss + bc_loss
-            actor_info = {"actor/q_loss": q_loss.detach(), "actor/bc_loss": bc_loss.detach(),
-                          "actor/q_mean": q.detach().mean(), "actor/q_abs_mean": q.detach().abs().mean()}
+            # Q through the critic's phi with its weights as constants: gradients reach the actions.
+            q_actions = policy_actions(mean, log_std, cfg.const_std)
+            q = (frozen(self.critic.phi, torch.cat([obs, q_actions], -1)) * psi_actor).sum(-1).amin(0) * self.critic.scale
+            actor_loss, extra = ddpgbc_loss(q, log_prob, cfg.alpha)
         else:
             with torch.no_grad():
                 q = ((phi.detach() * psi_actor).sum(-1) * self.critic.scale).amin(0)
-                v = self.value_net(obs, actor_goals)[0]
-                adv = q - v
-                weights = awr_weights(adv, cfg.alpha)
-            actor_loss = -(weights * log_prob).mean()
-            actor_info = {"actor/adv": adv.mean()}
-        info.update({"actor/loss": actor_loss.detach(), **actor_info,
-                     "actor/bc_log_prob": log_prob.detach().mean(),
-                     "actor/mse": (mean.detach() - actions).pow(2).mean(),
-                     "actor/std": log_std.detach().exp().mean()})
-        total = total + actor_loss
-        return total, info
-
-    def update(self, batch):
-        loss, info = self.losses(batch)
-        self.optimize(loss, self.opt)
-        return info
+                adv = q - self.value_net(obs, actor_goals)[0]
+            actor_loss, extra = awr_loss(adv, log_prob, cfg.alpha), {"actor/adv": adv.mean()}
+        info.update({"actor/loss": actor_loss.detach(), **extra, **actor_info("actor", mean, log_std, log_prob, actions)})
+        return total + actor_loss, info
 
     def q_value(self, observations, goals, actions):
         """min over the ensemble of phi(s, a) . psi(g) / sqrt(d): [B]."""

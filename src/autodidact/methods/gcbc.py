@@ -10,10 +10,10 @@ from dataclasses import dataclass
 
 import torch
 
-from autodidact.config import check_common, opt
-from autodidact.data.sampler import GoalSampler
+from autodidact.core.config import check_common, opt
+from autodidact.data.sampler import GoalConfig
 from autodidact.methods.base import Method
-from autodidact.nn import GaussianActor, adam, gaussian_log_prob
+from autodidact.nn import GaussianActor, actor_info, gaussian_log_prob
 
 
 @dataclass
@@ -23,16 +23,8 @@ class GCBCConfig:
     actor_hidden_dims: tuple[int, ...] = opt((512, 512, 512), "actor MLP hidden layer widths")
     actor_layer_norm: bool = opt(False, "LayerNorm after each hidden activation (off in the reference)")
     const_std: bool = opt(True, "fix the policy std at 1 (log-likelihood becomes squared error)")
-    discount: float = opt(0.99, "discount; only used when goals are sampled with geometric offsets")
-    value_p_curgoal: float = opt(0.0, "unused by GCBC (kept so every goal sampler reads one config)")
-    value_p_trajgoal: float = opt(1.0, "unused by GCBC")
-    value_p_randomgoal: float = opt(0.0, "unused by GCBC")
-    value_geom_sample: bool = opt(False, "unused by GCBC")
-    actor_p_curgoal: float = opt(0.0, "probability the actor goal is the current state")
-    actor_p_trajgoal: float = opt(1.0, "probability the actor goal is a future state of the trajectory")
-    actor_p_randomgoal: float = opt(0.0, "probability the actor goal is a random dataset state")
-    actor_geom_sample: bool = opt(False, "geometric (True) or uniform (False) future-goal offsets")
-    gc_negative: bool = opt(True, "rewards 0/-1 (True) or 1/0 (False); unused by GCBC")
+    discount: float = opt(0.99, "only used when actor goals are sampled with geometric offsets")
+    actor_goals: GoalConfig = opt(GoalConfig(p_trajgoal=1.0), "how the goal each action is cloned towards is drawn")
 
     def __post_init__(self):
         check_common(self)
@@ -41,39 +33,22 @@ class GCBCConfig:
 class GCBC(Method):
     name = "gcbc"
     summary = "goal-conditioned behavioural cloning on hindsight-relabeled future states (OGBench GCBC)"
+    paper = "Ghosh et al. 2019; Emmons et al. 2021"
+    reference = "OGBench impls/agents/gcbc.py"
     Config = GCBCConfig
-    prompts = ("goal",)
-    # Compiled, its update fuses the elementwise work around the six big matmuls and moves their
-    # weight gradients to oneDNN: at the published size on CPU, 1.04-1.21x the uncompiled steps/s
-    # in three benchmark runs (docs/BENCHMARKS.md; compiling.py says where `auto` applies).
-    compile_pays = True
 
     def __init__(self, cfg: GCBCConfig, obs_shape, action_dim):
         super().__init__(cfg, obs_shape, action_dim)
         self.actor = GaussianActor(2 * self.obs_dim, action_dim, cfg.actor_hidden_dims,
                                    layer_norm=cfg.actor_layer_norm, const_std=cfg.const_std)
-        self.opt = adam(self.parameters(), lr=cfg.lr)
+        self.optimizer = self.make_optimizer(self.parameters())
 
-    def make_sampler(self, dataset, seed):
-        return GoalSampler(dataset, self.cfg, seed=seed, need_actions=True)
-
-    def optimizers(self):
-        return {"actor": self.opt}
-
-    def actor_loss(self, batch):
+    def loss(self, batch):
         x = torch.cat([self.flat(batch["observations"]), self.flat(batch["actor_goals"])], -1)
         mean, log_std = self.actor(x)
         log_prob = gaussian_log_prob(mean, log_std, batch["actions"])
         loss = -log_prob.mean()
-        info = {"actor/loss": loss.detach(), "actor/bc_log_prob": log_prob.mean().detach(),
-                "actor/mse": (mean.detach() - batch["actions"]).pow(2).mean(),
-                "actor/std": log_std.detach().exp().mean()}
-        return loss, info
-
-    def update(self, batch):
-        loss, info = self.actor_loss(batch)
-        self.optimize(loss, self.opt)
-        return info
+        return loss, {"actor/loss": loss.detach(), **actor_info("actor", mean, log_std, log_prob, batch["actions"])}
 
     def act(self, observations, goals, temperature=0.0, generator=None):
         x = torch.cat([self.flat(observations), self.flat(goals)], -1)

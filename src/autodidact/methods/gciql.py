@@ -17,13 +17,12 @@ import copy
 from dataclasses import dataclass
 
 import torch
-from torch.func import functional_call
 
-from autodidact.config import check_common, opt
-from autodidact.data.sampler import GoalSampler
+from autodidact.core.config import check_common, opt
+from autodidact.data.sampler import VALUE_GOALS, GoalConfig
 from autodidact.methods.base import Method
-from autodidact.nn import (GCValue, GaussianActor, adam, awr_weights, ema_update, expectile_loss,
-                           gaussian_log_prob)
+from autodidact.nn import (GCValue, GaussianActor, actor_info, awr_loss, ddpgbc_loss, expectile_loss, frozen,
+                           gaussian_log_prob, policy_actions, value_info)
 
 
 @dataclass
@@ -39,15 +38,9 @@ class GCIQLConfig:
     actor_loss: str = opt("ddpgbc", "policy extraction: 'ddpgbc' (reference default) or 'awr'")
     alpha: float = opt(0.3, "BC coefficient in DDPG+BC, or AWR inverse temperature with actor_loss=awr")
     const_std: bool = opt(True, "fix the policy std at 1; DDPG+BC then scores the mean action, else a sample")
-    value_p_curgoal: float = opt(0.2, "probability the value goal is the current state (reward 0, episode ends)")
-    value_p_trajgoal: float = opt(0.5, "probability the value goal is a future state of the same trajectory")
-    value_p_randomgoal: float = opt(0.3, "probability the value goal is a random dataset state")
-    value_geom_sample: bool = opt(True, "geometric (p = 1 - discount) rather than uniform future value goals")
-    actor_p_curgoal: float = opt(0.0, "probability the actor goal is the current state")
-    actor_p_trajgoal: float = opt(1.0, "probability the actor goal is a future state of the trajectory")
-    actor_p_randomgoal: float = opt(0.0, "probability the actor goal is a random dataset state")
-    actor_geom_sample: bool = opt(False, "geometric (True) or uniform (False) future actor-goal offsets")
     gc_negative: bool = opt(True, "rewards 0 at the goal, -1 elsewhere (True) or 1/0 (False)")
+    value_goals: GoalConfig = opt(VALUE_GOALS, "how the value's and critic's goals are drawn")
+    actor_goals: GoalConfig = opt(GoalConfig(p_trajgoal=1.0), "how the actor's goals are drawn")
 
     def __post_init__(self):
         check_common(self)
@@ -56,17 +49,9 @@ class GCIQLConfig:
 class GCIQL(Method):
     name = "gciql"
     summary = "goal-conditioned IQL: expectile V(s, g), TD Q(s, a, g) with target net, DDPG+BC actor (OGBench GCIQL)"
+    paper = "Kostrikov et al. 2022 (IQL); Park et al. 2024 (OGBench)"
+    reference = "OGBench impls/agents/gciql.py"
     Config = GCIQLConfig
-    prompts = ("goal",)
-    # impls/hyperparameters.sh (DDPG+BC's BC coefficient): small on pointmaze, 1.0 on manipulation.
-    presets = {
-        "pointmaze-medium-navigate-v0": {"alpha": 0.003},
-        "pointmaze-large-navigate-v0": {"alpha": 0.003},
-        "antmaze-medium-navigate-v0": {"alpha": 0.3},
-        "cube-single-play-v0": {"alpha": 1.0},
-        "scene-play-v0": {"alpha": 1.0},
-        "puzzle-3x3-play-v0": {"alpha": 1.0},
-    }
 
     def __init__(self, cfg: GCIQLConfig, obs_shape, action_dim):
         super().__init__(cfg, obs_shape, action_dim)
@@ -79,87 +64,49 @@ class GCIQL(Method):
                                    const_std=cfg.const_std)
         # The reference applies one Adam to the sum of the three losses over its whole network dict;
         # the target receives no gradient there (its Adam update is exactly zero), so it is left out.
-        self.opt = adam([*self.value.parameters(), *self.critic.parameters(),
-                                     *self.actor.parameters()], lr=cfg.lr)
+        self.optimizer = self.make_optimizer([*self.value.parameters(), *self.critic.parameters(),
+                                              *self.actor.parameters()])
 
-    def make_sampler(self, dataset, seed):
-        return GoalSampler(dataset, self.cfg, seed=seed, need_actions=True)
+    def targets(self):
+        return [(self.target_critic, self.critic)]
 
-    def optimizers(self):
-        return {"main": self.opt}
+    def loss(self, batch):
+        cfg = self.cfg
+        obs, next_obs = self.flat(batch["observations"]), self.flat(batch["next_observations"])
+        goals, actor_goals = self.flat(batch["value_goals"]), self.flat(batch["actor_goals"])
+        actions = batch["actions"]
 
-    def value_loss(self, obs, goals, actions):
+        # Value: expectile regression onto the target critic's min over its two heads.
         with torch.no_grad():
-            q = self.target_critic(obs, goals, actions).min(0).values
+            q_target = self.target_critic(obs, goals, actions).min(0).values
         v = self.value(obs, goals)
-        loss = expectile_loss(q - v, self.cfg.expectile).mean()
-        v = v.detach()
-        return loss, {"value/loss": loss.detach(), "value/v_mean": v.mean(), "value/v_max": v.max(),
-                      "value/v_min": v.min()}
+        value_loss = expectile_loss(q_target - v, q_target - v, cfg.expectile).mean()
 
-    def critic_loss(self, obs, next_obs, goals, actions, rewards, masks):
+        # Critic: squared TD error onto r + gamma * V(s', g), the online V (IQL has no target V)
+        # read without gradient as the reference does.
         with torch.no_grad():
-            # The online V (no target V exists in IQL), read without gradient as the reference does.
-            q_target = rewards + self.cfg.discount * masks * self.value(next_obs, goals)
-        q = self.critic(obs, goals, actions)                                  # [2, B]
-        loss = (q - q_target).pow(2).sum(0).mean()                            # ((q1-q)^2 + (q2-q)^2).mean()
-        return loss, {"critic/loss": loss.detach(), "critic/q_mean": q_target.mean(),
-                      "critic/q_max": q_target.max(), "critic/q_min": q_target.min()}
+            q_td = batch["rewards"] + cfg.discount * batch["masks"] * self.value(next_obs, goals)
+        q = self.critic(obs, goals, actions)                              # [2, B]
+        critic_loss = (q - q_td).pow(2).sum(0).mean()                     # ((q1-q)^2 + (q2-q)^2).mean()
 
-    def _critic_frozen(self, obs, goals, actions):
-        """Q through the critic's current weights as constants: gradients reach the actions (and so
-        the actor) but not the critic, as the reference's critic outside grad_params."""
-        params = {k: p.detach() for k, p in self.critic.named_parameters()}
-        return functional_call(self.critic, params, (obs, goals, actions))
+        actor_loss, info = self.actor_loss(obs, actor_goals, actions)
+        return value_loss + critic_loss + actor_loss, {
+            "value/loss": value_loss.detach(), **value_info("value", v),
+            "critic/loss": critic_loss.detach(), "critic/q_mean": q_td.mean(), "critic/q_max": q_td.max(),
+            "critic/q_min": q_td.min(), **info}
 
     def actor_loss(self, obs, goals, actions):
         cfg = self.cfg
-        x = torch.cat([obs, goals], -1)
+        mean, log_std = self.actor(torch.cat([obs, goals], -1))
+        log_prob = gaussian_log_prob(mean, log_std, actions)
         if cfg.actor_loss == "awr":
             with torch.no_grad():
                 adv = self.critic(obs, goals, actions).min(0).values - self.value(obs, goals)
-                weights = awr_weights(adv, cfg.alpha)
-            mean, log_std = self.actor(x)
-            log_prob = gaussian_log_prob(mean, log_std, actions)
-            loss = -(weights * log_prob).mean()
-            return loss, {"actor/loss": loss.detach(), "actor/adv": adv.mean(),
-                          "actor/bc_log_prob": log_prob.detach().mean(),
-                          "actor/mse": (mean.detach() - actions).pow(2).mean(),
-                          "actor/std": log_std.detach().exp().mean()}
-        mean, log_std = self.actor(x)
-        if cfg.const_std:
-            pi_actions = mean
-        else:  # reparameterised sample, drawn from the torch RNG the trainer checkpoints
-            pi_actions = mean + torch.randn_like(mean) * log_std.exp()
-        q = self._critic_frozen(obs, goals, pi_actions.clamp(-1, 1)).min(0).values
-        # Normalising by the (constant) mean |Q| makes the loss scale-free, so alpha transfers
-        # between tasks whose returns differ in magnitude.
-        q_abs = q.detach().abs().mean()
-        q_loss = -q.mean() / (q_abs + 1e-6)
-        log_prob = gaussian_log_prob(mean, log_std, actions)
-        bc_loss = -(cfg.alpha * log_prob).mean()
-        loss = q_loss + bc_loss
-        return loss, {"actor/loss": loss.detach(), "actor/q_loss": q_loss.detach(),
-                      "actor/bc_loss": bc_loss.detach(), "actor/q_mean": q.detach().mean(),
-                      "actor/q_abs_mean": q_abs, "actor/bc_log_prob": log_prob.detach().mean(),
-                      "actor/mse": (mean.detach() - actions).pow(2).mean(),
-                      "actor/std": log_std.detach().exp().mean()}
-
-    def update(self, batch):
-        obs, next_obs = self.flat(batch["observations"]), self.flat(batch["next_observations"])
-        value_goals, actor_goals = self.flat(batch["value_goals"]), self.flat(batch["actor_goals"])
-        actions = batch["actions"]
-        value_loss, info = self.value_loss(obs, value_goals, actions)
-        critic_loss, critic_info = self.critic_loss(obs, next_obs, value_goals, actions,
-                                                    batch["rewards"], batch["masks"])
-        actor_loss, actor_info = self.actor_loss(obs, actor_goals, actions)
-        info.update(critic_info)
-        info.update(actor_info)
-        # The reference moves the target towards the critic parameters from *before* this step's
-        # gradient update, so the Polyak step comes first (targets were read under no_grad).
-        ema_update(self.target_critic, self.critic, self.cfg.tau)
-        self.optimize(value_loss + critic_loss + actor_loss, self.opt)
-        return info
+            loss, info = awr_loss(adv, log_prob, cfg.alpha), {"actor/adv": adv.mean()}
+        else:  # DDPG+BC through the critic, whose weights the actor loss does not train
+            q = frozen(self.critic, obs, goals, policy_actions(mean, log_std, cfg.const_std)).min(0).values
+            loss, info = ddpgbc_loss(q, log_prob, cfg.alpha)
+        return loss, {"actor/loss": loss.detach(), **info, **actor_info("actor", mean, log_std, log_prob, actions)}
 
     def act(self, observations, goals, temperature=0.0, generator=None):
         x = torch.cat([self.flat(observations), self.flat(goals)], -1)

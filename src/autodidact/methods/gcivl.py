@@ -17,11 +17,10 @@ from dataclasses import dataclass
 
 import torch
 
-from autodidact.config import check_common, opt
-from autodidact.data.sampler import GoalSampler
+from autodidact.core.config import check_common, opt
+from autodidact.data.sampler import VALUE_GOALS, GoalConfig
 from autodidact.methods.base import Method
-from autodidact.nn import GCValue, GaussianActor, adam, awr_weights, ema_update, gaussian_log_prob
-
+from autodidact.nn import GCValue, GaussianActor, actor_info, awr_loss, expectile_td_loss, gaussian_log_prob, value_info
 
 @dataclass
 class GCIVLConfig:
@@ -35,15 +34,9 @@ class GCIVLConfig:
     expectile: float = opt(0.9, "IQL expectile of the value regression (0.5 is plain TD)")
     alpha: float = opt(10.0, "AWR inverse temperature: weights exp(alpha * advantage), clipped at 100")
     const_std: bool = opt(True, "fix the policy std at 1 (log-likelihood becomes squared error)")
-    value_p_curgoal: float = opt(0.2, "probability the value goal is the current state (reward 0, episode ends)")
-    value_p_trajgoal: float = opt(0.5, "probability the value goal is a future state of the same trajectory")
-    value_p_randomgoal: float = opt(0.3, "probability the value goal is a random dataset state")
-    value_geom_sample: bool = opt(True, "geometric (p = 1 - discount) rather than uniform future value goals")
-    actor_p_curgoal: float = opt(0.0, "probability the actor goal is the current state")
-    actor_p_trajgoal: float = opt(1.0, "probability the actor goal is a future state of the trajectory")
-    actor_p_randomgoal: float = opt(0.0, "probability the actor goal is a random dataset state")
-    actor_geom_sample: bool = opt(False, "geometric (True) or uniform (False) future actor-goal offsets")
     gc_negative: bool = opt(True, "rewards 0 at the goal, -1 elsewhere (True) or 1/0 (False)")
+    value_goals: GoalConfig = opt(VALUE_GOALS, "how the value's goals are drawn")
+    actor_goals: GoalConfig = opt(GoalConfig(p_trajgoal=1.0), "how the actor's goals are drawn")
 
     def __post_init__(self):
         check_common(self)
@@ -52,12 +45,9 @@ class GCIVLConfig:
 class GCIVL(Method):
     name = "gcivl"
     summary = "goal-conditioned implicit V-learning: expectile V(s, g) with target net, AWR actor (OGBench GCIVL)"
+    paper = "Park et al. 2024 (OGBench)"
+    reference = "OGBench impls/agents/gcivl.py"
     Config = GCIVLConfig
-    prompts = ("goal",)
-    # impls/hyperparameters.sh: alpha 10 on every state-based dataset (the default, stated anyway).
-    presets = {name: {"alpha": 10.0} for name in (
-        "pointmaze-medium-navigate-v0", "pointmaze-large-navigate-v0", "antmaze-medium-navigate-v0",
-        "cube-single-play-v0", "scene-play-v0", "puzzle-3x3-play-v0")}
 
     def __init__(self, cfg: GCIVLConfig, obs_shape, action_dim):
         super().__init__(cfg, obs_shape, action_dim)
@@ -68,59 +58,29 @@ class GCIVL(Method):
                                    layer_norm=False, const_std=cfg.const_std)
         # The reference applies one Adam to the sum of both losses over its whole network dict; the
         # target receives no gradient there (its Adam update is exactly zero), so it is left out.
-        self.opt = adam([*self.value.parameters(), *self.actor.parameters()], lr=cfg.lr)
+        self.optimizer = self.make_optimizer([*self.value.parameters(), *self.actor.parameters()])
 
-    def make_sampler(self, dataset, seed):
-        return GoalSampler(dataset, self.cfg, seed=seed, need_actions=True)
+    def targets(self):
+        return [(self.target_value, self.value)]
 
-    def optimizers(self):
-        return {"main": self.opt}
-
-    def value_loss(self, batch):
+    def loss(self, batch):
         cfg = self.cfg
-        obs, next_obs, goals = (self.flat(batch[k]) for k in ("observations", "next_observations", "value_goals"))
-        rewards, masks = batch["rewards"], batch["masks"]
-        with torch.no_grad():
-            # Target values at s' and s in one fused pass: [2, 2B] -> two [2, B].
-            both = self.target_value(torch.cat([next_obs, obs]), torch.cat([goals, goals]))
-            next_v_t, v_t = both.chunk(2, dim=1)
-            q_per_head = rewards + cfg.discount * masks * next_v_t            # [2, B]: q1, q2
-            # Advantage for the expectile weight: pessimistic target over the mean target value.
-            adv = rewards + cfg.discount * masks * next_v_t.min(0).values - v_t.mean(0)
-        v = self.value(obs, goals)                                            # [2, B]
-        # Each head regresses onto its own target head's TD value, weighted by the shared advantage;
-        # summing the two head means is value_loss1 + value_loss2 of the reference.
-        weight = torch.where(adv >= 0, cfg.expectile, 1.0 - cfg.expectile)
-        loss = (weight * (q_per_head - v).pow(2)).mean(1).sum()
-        v_avg = v.detach().mean(0)
-        return loss, {"value/loss": loss.detach(), "value/v_mean": v_avg.mean(),
-                      "value/v_max": v_avg.max(), "value/v_min": v_avg.min()}
+        obs, next_obs = self.flat(batch["observations"]), self.flat(batch["next_observations"])
+        value_goals, actor_goals = self.flat(batch["value_goals"]), self.flat(batch["actor_goals"])
+        value_loss, v = expectile_td_loss(self.value, self.target_value, obs, next_obs, value_goals, value_goals,
+                                          batch["rewards"], batch["masks"], cfg.discount, cfg.expectile)
 
-    def actor_loss(self, batch):
-        obs, next_obs, goals = (self.flat(batch[k]) for k in ("observations", "next_observations", "actor_goals"))
+        # AWR on the one-step advantage V(s', g) - V(s, g) of the online value (without gradient,
+        # as the reference reads it outside grad_params), heads averaged.
         with torch.no_grad():
-            # The online value (not the target), without gradient: the reference reads it outside
-            # grad_params. V(s, g) and V(s', g) in one fused pass, heads averaged.
-            v, next_v = self.value(torch.cat([obs, next_obs]), torch.cat([goals, goals])).mean(0).chunk(2)
-            adv = next_v - v
-            weights = awr_weights(adv, self.cfg.alpha)
-        mean, log_std = self.actor(torch.cat([obs, goals], -1))
+            v_s, v_next = self.value(torch.cat([obs, next_obs]), torch.cat([actor_goals, actor_goals])).mean(0).chunk(2)
+            adv = v_next - v_s
+        mean, log_std = self.actor(torch.cat([obs, actor_goals], -1))
         log_prob = gaussian_log_prob(mean, log_std, batch["actions"])
-        loss = -(weights * log_prob).mean()
-        return loss, {"actor/loss": loss.detach(), "actor/adv": adv.mean(),
-                      "actor/bc_log_prob": log_prob.detach().mean(),
-                      "actor/mse": (mean.detach() - batch["actions"]).pow(2).mean(),
-                      "actor/std": log_std.detach().exp().mean()}
-
-    def update(self, batch):
-        value_loss, info = self.value_loss(batch)
-        actor_loss, actor_info = self.actor_loss(batch)
-        info.update(actor_info)
-        # The reference moves the target towards the value parameters from *before* this step's
-        # gradient update, so the Polyak step comes first (targets were read under no_grad).
-        ema_update(self.target_value, self.value, self.cfg.tau)
-        self.optimize(value_loss + actor_loss, self.opt)
-        return info
+        actor_loss = awr_loss(adv, log_prob, cfg.alpha)
+        return value_loss + actor_loss, {
+            "value/loss": value_loss.detach(), **value_info("value", v), "actor/loss": actor_loss.detach(),
+            "actor/adv": adv.mean(), **actor_info("actor", mean, log_std, log_prob, batch["actions"])}
 
     def act(self, observations, goals, temperature=0.0, generator=None):
         x = torch.cat([self.flat(observations), self.flat(goals)], -1)

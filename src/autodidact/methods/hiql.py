@@ -30,10 +30,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from autodidact.config import check, check_common, opt
-from autodidact.data.sampler import GoalSampler
+from autodidact.core.config import check, check_common, opt
+from autodidact.data.sampler import VALUE_GOALS, GoalConfig
 from autodidact.methods.base import Method
-from autodidact.nn import GCValue, GaussianActor, MLP, adam, awr_weights, ema_update, gaussian_log_prob
+from autodidact.nn import (MLP, GCValue, GaussianActor, actor_info, awr_loss, expectile_td_loss, gaussian_log_prob,
+                           value_info)
 
 
 @dataclass
@@ -52,15 +53,10 @@ class HIQLConfig:
     rep_dim: int = opt(10, "dimension of the subgoal representation phi([s; w]) the high actor predicts")
     low_actor_rep_grad: bool = opt(False, "let the low actor's loss train phi too (the reference's choice for pixels)")
     const_std: bool = opt(True, "fix both actors' std at 1 (log-likelihoods become squared errors)")
-    value_p_curgoal: float = opt(0.2, "probability the value goal is the current state (reward 0, episode ends)")
-    value_p_trajgoal: float = opt(0.5, "probability the value goal is a future state of the same trajectory")
-    value_p_randomgoal: float = opt(0.3, "probability the value goal is a random dataset state")
-    value_geom_sample: bool = opt(True, "geometric (p = 1 - discount) rather than uniform future value goals")
-    actor_p_curgoal: float = opt(0.0, "probability the actor goal is the current state (unused by HIQL's actors)")
-    actor_p_trajgoal: float = opt(1.0, "probability the high-level goal is a future state of the trajectory")
-    actor_p_randomgoal: float = opt(0.0, "probability the high-level goal is a random dataset state")
-    actor_geom_sample: bool = opt(False, "geometric (True) or uniform (False) future high-level goal offsets")
     gc_negative: bool = opt(True, "rewards 0 at the goal, -1 elsewhere (True) or 1/0 (False)")
+    value_goals: GoalConfig = opt(VALUE_GOALS, "how the value's goals are drawn")
+    actor_goals: GoalConfig = opt(GoalConfig(p_trajgoal=1.0), "how the high-level actor's goals are drawn "
+                                  "(p_trajgoal and p_randomgoal; the low level heads subgoal_steps ahead)")
 
     def __post_init__(self):
         check_common(self)
@@ -85,16 +81,9 @@ class GoalRep(nn.Module):
 class HIQL(Method):
     name = "hiql"
     summary = "hierarchical IQL: value V(s, phi([s; g])), high actor picks subgoal reps, low actor acts (OGBench HIQL)"
+    paper = "Park et al. 2023"
+    reference = "OGBench impls/agents/hiql.py"
     Config = HIQLConfig
-    prompts = ("goal",)
-    # impls/hyperparameters.sh: AWR temperatures 3/3 everywhere (the defaults, stated anyway) and
-    # subgoals 10 steps ahead on the manipulation datasets.
-    presets = {
-        **{name: {"high_alpha": 3.0, "low_alpha": 3.0} for name in (
-            "pointmaze-medium-navigate-v0", "pointmaze-large-navigate-v0", "antmaze-medium-navigate-v0")},
-        **{name: {"high_alpha": 3.0, "low_alpha": 3.0, "subgoal_steps": 10} for name in (
-            "cube-single-play-v0", "scene-play-v0", "puzzle-3x3-play-v0")},
-    }
 
     def __init__(self, cfg: HIQLConfig, obs_shape, action_dim):
         super().__init__(cfg, obs_shape, action_dim)
@@ -110,20 +99,16 @@ class HIQL(Method):
                                         layer_norm=False, const_std=cfg.const_std)
         # One Adam over everything the summed loss trains; the target gets no gradient in the
         # reference (its Adam update is exactly zero), so it is left out.
-        self.opt = adam([*self.phi.parameters(), *self.value.parameters(),
-                                     *self.low_actor.parameters(), *self.high_actor.parameters()], lr=cfg.lr)
+        self.optimizer = self.make_optimizer([*self.phi.parameters(), *self.value.parameters(),
+                                              *self.low_actor.parameters(), *self.high_actor.parameters()])
 
-    def make_sampler(self, dataset, seed):
-        # `subgoal_steps` in the config makes the sampler add HIQL's low_actor_goals,
-        # high_actor_goals and high_actor_targets (OGBench's HGCDataset).
-        return GoalSampler(dataset, self.cfg, seed=seed, need_actions=True)
+    def targets(self):
+        return [(self.target_value, self.value)]
 
-    def optimizers(self):
-        return {"main": self.opt}
-
-    def losses(self, batch):
-        """({"value", "low_actor", "high_actor"}: loss tensors, info). Every network evaluation
-        the three reference losses make is here, batched by whether it needs gradient."""
+    def loss(self, batch):
+        """The three reference losses summed. `subgoal_steps` makes the sampler add HIQL's
+        low_actor_goals, high_actor_goals and high_actor_targets (OGBench's HGCDataset). Every
+        network evaluation the losses make is here, batched by whether it needs gradient."""
         cfg = self.cfg
         s, s_next, value_goals, low_goals, high_goals, high_targets = (self.flat(batch[k]) for k in (
             "observations", "next_observations", "value_goals", "low_actor_goals", "high_actor_goals",
@@ -145,58 +130,34 @@ class HIQL(Method):
             if rep_low is None:
                 rep_low = rep_low_ng  # stop-gradient into phi, as the reference by default
 
-            # Target values at (s', g) and (s, g) in one fused pass: [2, 2B] -> two [2, B].
-            both = self.target_value(torch.cat([s_next, s]), torch.cat([rep_v_next, rep_v.detach()]))
-            next_v_t, v_t = both.chunk(2, dim=1)
-            q_per_head = rewards + cfg.discount * masks * next_v_t                  # [2, B]: q1, q2
-            # Expectile weight from the pessimistic target advantage (GCIVL's double-DQN-like split).
-            value_adv = rewards + cfg.discount * masks * next_v_t.min(0).values - v_t.mean(0)
-
             # The online value without gradient (the reference reads it outside grad_params), heads
             # averaged: low level V(s', w) - V(s, w), high level V(w, g) - V(s, g).
             v_actor = self.value(torch.cat([s, s_next, s, high_targets]),
                                  torch.cat([rep_low_ng, rep_low_next, rep_high, rep_high_next])).mean(0)
             v_low, v_low_next, v_high, v_high_next = v_actor.split(n)
             low_adv, high_adv = v_low_next - v_low, v_high_next - v_high
-            low_weights, high_weights = awr_weights(low_adv, cfg.low_alpha), awr_weights(high_adv, cfg.high_alpha)
 
-        # Value: each head regresses onto its own target head's TD value; the sum of the two head
-        # means is the reference's value_loss1 + value_loss2. Its gradient is what trains phi.
-        v = self.value(s, rep_v)                                                      # [2, B]
-        weight = torch.where(value_adv >= 0, cfg.expectile, 1.0 - cfg.expectile)
-        value_loss = (weight * (q_per_head - v).pow(2)).mean(1).sum()
+        # Value: GCIVL's loss on V(s, phi([s; g])); its gradient is what trains phi. The target
+        # value runs the online phi (only the value MLPs have a Polyak copy).
+        value_loss, v = expectile_td_loss(self.value, self.target_value, s, s_next, rep_v, rep_v_next,
+                                          rewards, masks, cfg.discount, cfg.expectile)
 
         # Low level: AWR on dataset actions towards the representation of the state k steps ahead.
         low_mean, low_log_std = self.low_actor(torch.cat([s, rep_low], -1))
         low_log_prob = gaussian_log_prob(low_mean, low_log_std, actions)
-        low_loss = -(low_weights * low_log_prob).mean()
+        low_loss = awr_loss(low_adv, low_log_prob, cfg.low_alpha)
 
         # High level: AWR regression of phi([s; w]) for the subgoal w on the way to g.
         high_mean, high_log_std = self.high_actor(torch.cat([s, high_goals], -1))
         high_log_prob = gaussian_log_prob(high_mean, high_log_std, high_target_reps)
-        high_loss = -(high_weights * high_log_prob).mean()
+        high_loss = awr_loss(high_adv, high_log_prob, cfg.high_alpha)
 
-        v_avg = v.detach().mean(0)
-        info = {"value/loss": value_loss.detach(), "value/v_mean": v_avg.mean(),
-                "value/v_max": v_avg.max(), "value/v_min": v_avg.min(),
+        info = {"value/loss": value_loss.detach(), **value_info("value", v),
                 "low_actor/loss": low_loss.detach(), "low_actor/adv": low_adv.mean(),
-                "low_actor/bc_log_prob": low_log_prob.detach().mean(),
-                "low_actor/mse": (low_mean.detach() - actions).pow(2).mean(),
-                "low_actor/std": low_log_std.detach().exp().mean(),
+                **actor_info("low_actor", low_mean, low_log_std, low_log_prob, actions),
                 "high_actor/loss": high_loss.detach(), "high_actor/adv": high_adv.mean(),
-                "high_actor/bc_log_prob": high_log_prob.detach().mean(),
-                "high_actor/mse": (high_mean.detach() - high_target_reps).pow(2).mean(),
-                "high_actor/std": high_log_std.detach().exp().mean()}
-        return {"value": value_loss, "low_actor": low_loss, "high_actor": high_loss}, info
-
-    def update(self, batch):
-        losses, info = self.losses(batch)
-        # The reference moves the target towards the value parameters from *before* this step's
-        # gradient update (its target_update reads the old network), so the Polyak step comes
-        # first; the targets above were already read under no_grad.
-        ema_update(self.target_value, self.value, self.cfg.tau)
-        self.optimize(losses["value"] + losses["low_actor"] + losses["high_actor"], self.opt)
-        return info
+                **actor_info("high_actor", high_mean, high_log_std, high_log_prob, high_target_reps)}
+        return value_loss + low_loss + high_loss, info
 
     def act(self, observations, goals, temperature=0.0, generator=None):
         """Two-level inference as the reference's sample_actions: sample a subgoal representation,

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 import torch
 
 from autodidact.methods.play_lmp import PlayConfig, PlayMethod, decoder_info, hindsight_windows, window_rows
-from autodidact.nn import adam
 
 
 @dataclass
@@ -24,14 +23,16 @@ class PlayGCBCConfig(PlayConfig):
 class PlayGCBC(PlayMethod):
     name = "play-gcbc"
     summary = "Play-LMP's baseline: mixture-of-logistics decoder pi(a | s, goal) on play windows, no latent plan"
+    paper = "Lynch et al. 2019"
+    reference = "the paper (no public code)"
     Config = PlayGCBCConfig
 
     def __init__(self, cfg: PlayGCBCConfig, obs_shape, action_dim):
         super().__init__(cfg, obs_shape, action_dim)
         self.decoder = self.make_decoder(2 * self.obs_dim)
-        self.opt = adam(self.parameters(), lr=cfg.lr)
+        self.optimizer = self.make_optimizer(self.parameters())
 
-    def losses(self, batch):
+    def loss(self, batch):
         states, lengths, goals, valid = hindsight_windows(batch, self.cfg.window_min)
         inputs = window_rows(states, goals, valid)
         actions = batch["actions"][valid]

@@ -36,17 +36,15 @@ budgets and OGBench's state observations:
 """
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from autodidact.config import check, check_common, opt
-from autodidact.data.sampler import WindowSampler
+from autodidact.core.config import check, check_common, opt
 from autodidact.methods.base import Method
-from autodidact.nn import Linear, LogisticMixtureActor, MLP, adam
+from autodidact.nn import MLP, Linear, LogisticMixtureActor
 
 
 @dataclass
@@ -174,33 +172,21 @@ class PlanProposal(nn.Module):
 # ---------------------------------------------------------------------------- method
 class PlayMethod(Method):
     """What Play-LMP and Play-GCBC share: hindsight windows from a `WindowSampler`, a per-step
-    mixture-of-logistics decoder, one Adam over every network, and `losses(batch)` as the update."""
+    mixture-of-logistics decoder, one Adam over every network."""
 
-    prompts = ("goal",)
+    data = "windows"
 
     def make_decoder(self, in_dim):
         cfg = self.cfg
         return LogisticMixtureActor(in_dim, self.action_dim, cfg.actor_hidden_dims, num_mixtures=cfg.num_mixtures,
                                     num_bins=cfg.num_bins, layer_norm=cfg.actor_layer_norm)
 
-    def make_sampler(self, dataset, seed):
-        return WindowSampler(dataset, self.cfg.window, seed=seed, need_actions=True)
-
-    def optimizers(self):
-        return {"main": self.opt}
-
-    def losses(self, batch):
-        raise NotImplementedError
-
-    def update(self, batch):
-        loss, info = self.losses(batch)
-        self.optimize(loss, self.opt)
-        return info
-
 
 class PlayLMP(PlayMethod):
     name = "play-lmp"
     summary = "latent plans from play: window VAE (biGRU recognizer, goal-conditioned prior), mixture decoder"
+    paper = "Lynch et al. 2019"
+    reference = "the paper (no public code)"
     Config = PlayLMPConfig
 
     def __init__(self, cfg: PlayLMPConfig, obs_shape, action_dim):
@@ -209,9 +195,9 @@ class PlayLMP(PlayMethod):
         self.recognizer = PlanRecognizer(d, cfg.recognizer_hidden, cfg.recognizer_layers, cfg.latent_dim)
         self.proposal = PlanProposal(d, cfg.proposal_hidden_dims, cfg.latent_dim)
         self.decoder = self.make_decoder(2 * d + cfg.latent_dim)
-        self.opt = adam(self.parameters(), lr=cfg.lr)
+        self.optimizer = self.make_optimizer(self.parameters())
 
-    def losses(self, batch):
+    def loss(self, batch):
         """(total loss, info) of one batch of windows."""
         cfg = self.cfg
         states, lengths, goals, valid = hindsight_windows(batch, cfg.window_min)
@@ -260,9 +246,6 @@ class PlayLMP(PlayMethod):
     def make_policy(self, temperature=0.0, seed=0):
         return PlanPolicy(self, temperature=temperature, seed=seed)
 
-    def write_figures(self, run_dir, dataset):
-        return write_plan_latent_figure(self, Path(run_dir), dataset)
-
 
 class PlanPolicy:
     """The evaluator's Play-LMP policy: each row holds its plan for `replan_every` steps, then draws
@@ -305,193 +288,3 @@ class PlanPolicy:
             m.train(was_training)
         self.age += 1
         return a.clamp(-1, 1).numpy()
-
-
-# ---------------------------------------------------------------------------- plan-latent figure
-# OGBench manipspace state layout (`ogbench/manipspace/envs/{cube,scene,puzzle}_env.py`,
-# `compute_observation`): 19 proprioceptive dims (6 joint positions, 6 joint velocities, effector
-# xyz, cos/sin yaw, gripper opening, gripper contact), then per cube 9 (xyz scaled by 10,
-# quaternion, cos/sin yaw), per button 4 (2-way one-hot state, position scaled by 120, velocity),
-# and in scene the drawer (position x18, velocity) and window (position x15, velocity).
-_PROPRIO, _CUBE, _BUTTON = 19, 9, 4
-_DIRECTIONS = ("+x", "-x", "+y", "-y", "up", "down")
-
-
-def _direction(delta):
-    """Dominant direction of a cube's xyz displacement [N, 3]: lifts count when z dominates."""
-    axis = np.abs(delta).argmax(-1)
-    sign = np.take_along_axis(delta, axis[:, None], -1)[:, 0] < 0
-    return np.array([_DIRECTIONS[2 * a + s] for a, s in zip(axis, sign)])
-
-
-def window_labels(dataset_name, windows):
-    """What happened in each window of states [N, T, D]: a short label per window (which object
-    moved most, and where) for OGBench's cube, scene and puzzle states; elsewhere the dominant
-    direction the first two state dims moved. Returns (labels [N] of str, description)."""
-    from autodidact.presets import dataset_base_name
-    name = dataset_base_name(dataset_name)
-    windows = windows.reshape(windows.shape[0], windows.shape[1], -1)  # images: fall through below
-    n, _, d = windows.shape
-    start, end = windows[:, 0], windows[:, -1]
-    kind = name.split("-")[0]
-    # Object scores are in units of "clearly moved" (thresholds in the scaled observation units):
-    # the largest above 1 names the window; below 1 everywhere the arm moved alone.
-    scores, names = [], []
-    if kind == "cube" and d > _PROPRIO and (d - _PROPRIO) % _CUBE == 0:
-        for i in range((d - _PROPRIO) // _CUBE):
-            lo = _PROPRIO + _CUBE * i
-            delta = end[:, lo:lo + 3] - start[:, lo:lo + 3]
-            scores.append(np.linalg.norm(delta, axis=-1) / 0.2)              # 2 cm
-            prefix = "cube " if d == _PROPRIO + _CUBE else f"cube {i} "
-            names.append(np.char.add(prefix, _direction(delta)))
-        description = "cube that moved and its main direction"
-    elif kind == "scene" and d == _PROPRIO + _CUBE + 2 * _BUTTON + 4:
-        delta = end[:, _PROPRIO:_PROPRIO + 3] - start[:, _PROPRIO:_PROPRIO + 3]
-        scores.append(np.linalg.norm(delta, axis=-1) / 0.2)
-        names.append(np.char.add("cube ", _direction(delta)))
-        for i in range(2):
-            lo = _PROPRIO + _CUBE + _BUTTON * i
-            scores.append(np.abs(end[:, lo:lo + 2] - start[:, lo:lo + 2]).max(-1) * 2.0)  # a state flip
-            names.append(np.full(n, f"button {i}"))
-        for what, lo in (("drawer", d - 4), ("window", d - 2)):
-            delta = end[:, lo] - start[:, lo]
-            scores.append(np.abs(delta) / 0.5)
-            names.append(np.where(delta > 0, f"{what} +", f"{what} -"))
-        description = "object that moved most (cube direction, button, drawer/window sign)"
-    elif kind == "puzzle" and d > _PROPRIO and (d - _PROPRIO) % _BUTTON == 0:
-        # Pressing one button flips its neighbours' states too (lights out), so name the button that
-        # was physically pushed: the largest excursion of its position during the window.
-        for i in range((d - _PROPRIO) // _BUTTON):
-            pos = windows[:, :, _PROPRIO + _BUTTON * i + 2]
-            scores.append(np.abs(pos - pos[:, :1]).max(-1) / 0.5)
-            names.append(np.full(n, f"button {i}"))
-        description = "button pressed in the window"
-    else:
-        delta = end[:, :2] - start[:, :2]
-        norm = np.linalg.norm(delta, axis=-1)
-        angle = np.degrees(np.arctan2(delta[:, 1], delta[:, 0]))
-        labels = np.array(["+x", "+y", "-x", "-y"])[np.round(angle / 90.0).astype(int) % 4]
-        labels = np.where(norm < 0.25 * np.median(norm), "still", labels)
-        return labels.astype(str), "main direction the first two state dims moved"
-    scores, names = np.stack(scores, 1), np.stack(names, 1)
-    best = scores.argmax(1)
-    labels = np.where(scores.max(1) >= 1.0, names[np.arange(n), best], "arm only")
-    return labels.astype(str), description
-
-
-def pca_2d(x, reference=None):
-    """Project rows of x onto the top two principal axes of `reference` (default x)."""
-    ref = x if reference is None else reference
-    mean = ref.mean(0, keepdims=True)
-    _, s, vt = np.linalg.svd(ref - mean, full_matrices=False)
-    explained = (s[:2] ** 2).sum() / max((s ** 2).sum(), 1e-12)
-    return (x - mean) @ vt[:2].T, float(explained)
-
-
-def knn_label_accuracy(x, labels, k=5, starts=None, window=0):
-    """Leave-one-out k-NN majority-vote accuracy of the labels in the space x: how well windows
-    with the same outcome sit together. With `starts`, windows overlapping the query (starts less
-    than `window` steps apart) are not neighbours: they share most of their states, and counting
-    them would measure only that consecutive windows get similar plans."""
-    x = torch.as_tensor(x, dtype=torch.float32)
-    dist = torch.cdist(x, x)
-    dist.fill_diagonal_(float("inf"))
-    if starts is not None:
-        starts = torch.as_tensor(np.asarray(starts))
-        dist[(starts[:, None] - starts[None]).abs() < window] = float("inf")
-    nearest = dist.topk(min(k, len(x) - 1), largest=False).indices.numpy()
-    _, codes = np.unique(labels, return_inverse=True)
-    votes = codes[nearest]
-    pred = np.array([np.bincount(v).argmax() for v in votes])
-    return float((pred == codes).mean())
-
-
-def _heldout_windows(dataset, window, max_windows, seed=0):
-    """Up to `max_windows` distinct full windows (states s_0..s_window) from the `-val.npz` twin of
-    the training file when there is one, else from the training data.
-    Returns (windows [N, window + 1, *obs], their start indices, source path, whether held out)."""
-    from autodidact.data.dataset import load
-    from autodidact.errors import DataError, UserError
-    source, path = dataset, Path(getattr(dataset, "path", "<memory>"))
-    val = path.with_name(f"{path.stem}-val.npz")
-    if path.suffix == ".npz" and not path.stem.endswith("-val") and val.exists():
-        try:
-            source = load(val)
-        except DataError:
-            pass
-    try:
-        sampler = WindowSampler(source, window, seed=seed, need_actions=False)
-    except UserError:
-        source = dataset
-        sampler = WindowSampler(source, window, seed=seed, need_actions=False)
-    rng = np.random.default_rng(seed)
-    starts = sampler.start_idxs
-    # At most ~200 MB of float32 windows, whatever the observation size (pixels).
-    per_window = (window + 1) * int(np.prod(source.obs_shape))
-    max_windows = max(3, min(max_windows, int(5e7 // per_window)))
-    starts = np.sort(rng.choice(starts, size=min(max_windows, len(starts)), replace=False))
-    windows = np.asarray(source.observations[starts[:, None] + np.arange(window + 1)[None]])
-    return windows, starts, str(source.path), source is not dataset
-
-
-def write_plan_latent_figure(method, run_dir, dataset, max_windows=2000):
-    """Plan latents of held-out windows, 2-D by PCA, coloured by what happened in each window.
-
-    Left: means of q(z | window). Right: means of p(z | s_0, s_T) on the same axes (what the policy
-    plans from at test time). The paper's observation is that, without any labels, windows of the
-    same task cluster; the title gives the leave-one-out 5-NN accuracy of the outcome labels in
-    the full latent space (overlapping windows excluded as neighbours) against the share of the
-    most common label.
-    """
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from autodidact.io import atomic_path, atomic_write_json
-    windows, starts, source, heldout = _heldout_windows(dataset, method.cfg.window, max_windows)
-    if len(windows) < 3:
-        return []
-    labels, description = window_labels(source, windows)
-    device = next(method.parameters()).device  # the trainer calls this before moving anything to CPU
-    w = torch.as_tensor(windows, dtype=torch.float32, device=device)
-    q = method.recognize(w).cpu().numpy()
-    p = method.propose(w[:, 0], w[:, -1]).cpu().numpy()
-    q2, explained = pca_2d(q)
-    p2, _ = pca_2d(p, reference=q)
-    accuracy = knn_label_accuracy(q, labels, starts=starts, window=method.cfg.window)
-    values, counts = np.unique(labels, return_counts=True)
-    majority = float(counts.max() / counts.sum())
-
-    fig, axes = plt.subplots(1, 2, figsize=(12, 5.5), sharex=True, sharey=True)
-    cmap = plt.get_cmap("tab20" if len(values) > 10 else "tab10")
-    order = np.argsort(-counts)
-    for ax, pts, title in ((axes[0], q2, "q(z | window): plan recognizer"),
-                           (axes[1], p2, "p(z | s_0, goal): plan proposal")):
-        for c, i in enumerate(order):
-            sel = labels == values[i]
-            ax.scatter(pts[sel, 0], pts[sel, 1], s=6, alpha=0.6, color=cmap(c % cmap.N),
-                       label=f"{values[i]} ({counts[i]})")
-        ax.set_title(title, fontsize=10)
-        ax.set_xlabel("PC 1")
-    axes[0].set_ylabel("PC 2")
-    axes[1].legend(fontsize=7, markerscale=2, loc="center left", bbox_to_anchor=(1.0, 0.5), title=description,
-                   title_fontsize=7)
-    fig.suptitle(f"Play-LMP plan latents of {len(windows)} {'held-out' if heldout else 'training'} "
-                 f"{method.cfg.window}-step windows "
-                 f"({Path(source).name}); PCA of q means explains {explained:.0%}\n"
-                 f"5-NN outcome-label accuracy in z, overlapping windows excluded: {accuracy:.2f} "
-                 f"(most common label: {majority:.2f})",
-                 fontsize=9)
-    fig.tight_layout()
-    out = run_dir / "figures" / "plan_latents.png"
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-    stats = run_dir / "figures" / "plan_latents.json"
-    atomic_write_json(stats, {"windows": len(windows), "source": source, "heldout": heldout,
-                              "window": method.cfg.window,
-                              "label_description": description,
-                              "label_counts": {str(v): int(c) for v, c in zip(values, counts)},
-                              "knn5_label_accuracy": accuracy, "majority_label_share": majority,
-                              "pca_explained_variance": explained})
-    return [out, stats]

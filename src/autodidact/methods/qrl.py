@@ -14,10 +14,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from autodidact.config import check, check_common, opt
-from autodidact.data.sampler import GoalSampler
+from autodidact.core.config import check, check_common, opt
+from autodidact.data.sampler import GoalConfig
 from autodidact.methods.base import Method
-from autodidact.nn import GaussianActor, MLP, adam, awr_weights, gaussian_log_prob
+from autodidact.nn import (MLP, GaussianActor, actor_info, awr_loss, ddpgbc_loss, frozen, gaussian_log_prob,
+                           policy_actions)
 
 
 @dataclass
@@ -35,15 +36,9 @@ class QRLConfig:
     alpha: float = opt(0.003, "BC coefficient in DDPG+BC, or inverse temperature in AWR")
     const_std: bool = opt(True, "fix the policy std at 1; with False DDPG+BC uses a reparameterised sample")
     discount: float = opt(0.99, "only used by geometric goal offsets (QRL itself is undiscounted)")
-    value_p_curgoal: float = opt(0.0, "probability the value goal is the current state")
-    value_p_trajgoal: float = opt(0.0, "probability the value goal is a future state of the trajectory")
-    value_p_randomgoal: float = opt(1.0, "probability the value goal is a random dataset state (QRL pushes these apart)")
-    value_geom_sample: bool = opt(True, "geometric (True) or uniform (False) future value-goal offsets")
-    actor_p_curgoal: float = opt(0.0, "probability the actor goal is the current state")
-    actor_p_trajgoal: float = opt(1.0, "probability the actor goal is a future state of the trajectory")
-    actor_p_randomgoal: float = opt(0.0, "probability the actor goal is a random dataset state")
-    actor_geom_sample: bool = opt(False, "geometric (True) or uniform (False) future actor-goal offsets")
-    gc_negative: bool = opt(False, "rewards 0/-1 (True) or 1/0 (False); unused by QRL")
+    value_goals: GoalConfig = opt(GoalConfig(p_trajgoal=0.0, p_randomgoal=1.0, geom_sample=True),
+                                  "how the goals whose distances QRL maximises are drawn (random states)")
+    actor_goals: GoalConfig = opt(GoalConfig(p_trajgoal=1.0), "how the actor's goals are drawn")
 
     def __post_init__(self):
         check_common(self)
@@ -123,17 +118,9 @@ def iqe_components(x, y, dim_per_component):
 class QRL(Method):
     name = "qrl"
     summary = "quasimetric RL: IQE distance with a dual one-step constraint, DDPG+BC through latent dynamics (OGBench QRL)"
+    paper = "Wang et al. 2023"
+    reference = "OGBench impls/agents/qrl.py"
     Config = QRLConfig
-    prompts = ("goal",)
-    # impls/hyperparameters.sh: only alpha changes across these datasets.
-    presets = {
-        "pointmaze-medium-navigate-v0": {"alpha": 0.0003},
-        "pointmaze-large-navigate-v0": {"alpha": 0.0003},
-        "antmaze-medium-navigate-v0": {"alpha": 0.003},
-        "cube-single-play-v0": {"alpha": 0.3},
-        "scene-play-v0": {"alpha": 0.3},
-        "puzzle-3x3-play-v0": {"alpha": 0.3},
-    }
 
     def __init__(self, cfg: QRLConfig, obs_shape, action_dim):
         super().__init__(cfg, obs_shape, action_dim)
@@ -150,13 +137,7 @@ class QRL(Method):
         self.actor = GaussianActor(2 * self.obs_dim, action_dim, cfg.actor_hidden_dims, layer_norm=False,
                                    const_std=cfg.const_std)
         # One optimizer and one backward over the summed losses, as the reference's single apply_loss_fn.
-        self.opt = adam(self.parameters(), lr=cfg.lr)
-
-    def make_sampler(self, dataset, seed):
-        return GoalSampler(dataset, self.cfg, seed=seed, need_actions=True)
-
-    def optimizers(self):
-        return {"all": self.opt}
+        self.optimizer = self.make_optimizer(self.parameters())
 
     # ------------------------------------------------------------ quasimetric
     def distance(self, phi_s, phi_g, frozen=False):
@@ -176,14 +157,8 @@ class QRL(Method):
         """-d(s, g): the (undiscounted, negative step count) goal-conditioned value."""
         return -self.distance(self.phi(self.flat(observations)), self.phi(self.flat(goals)))
 
-    def _frozen_dynamics(self, x):
-        # The reference evaluates the dynamics with non-differentiated params in the actor loss:
-        # gradients reach the action, never the model.
-        params = {k: p.detach() for k, p in self.dynamics.named_parameters()}
-        return torch.func.functional_call(self.dynamics, params, (x,))
-
     # ------------------------------------------------------------ losses
-    def losses(self, batch):
+    def loss(self, batch):
         cfg = self.cfg
         obs, next_obs = self.flat(batch["observations"]), self.flat(batch["next_observations"])
         value_goals, actor_goals = self.flat(batch["value_goals"]), self.flat(batch["actor_goals"])
@@ -225,38 +200,23 @@ class QRL(Method):
 
         log_prob = gaussian_log_prob(mean, log_std, actions)
         if cfg.actor_loss == "ddpgbc":
-            if cfg.const_std:
-                q_actions = mean.clamp(-1, 1)
-            else:
-                q_actions = (mean + torch.randn_like(mean) * log_std.exp()).clamp(-1, 1)
+            # Q(s, a, g) = -d(phi(s) + f(phi(s), a), g) through the dynamics model, whose weights
+            # (like the value's) the actor loss does not train: gradients reach the action only.
             s = phi_s.detach()
-            pred_next_actor = s + self._frozen_dynamics(torch.cat([s, q_actions], -1))
+            pred_next_actor = s + frozen(self.dynamics, torch.cat([s, policy_actions(mean, log_std, cfg.const_std)], -1))
             q = -self.distance(pred_next_actor, phi_actor_goal, frozen=True)
-            # Normalising by |Q| makes the BC weight alpha scale-free across tasks.
-            q_loss = -q.mean() / (q.detach().abs().mean() + 1e-6)
-            bc_loss = -(cfg.alpha * log_prob).mean()
-            actor_loss = q_loss + bc_loss
-            info.update({"actor/q_loss": q_loss.detach(), "actor/bc_loss": bc_loss.detach(),
-                         "actor/q_mean": q.detach().mean(), "actor/q_abs_mean": q.detach().abs().mean()})
+            actor_loss, extra = ddpgbc_loss(q, log_prob, cfg.alpha)
         else:
             with torch.no_grad():
                 # Advantage of reaching s': d(s, g) - d(s', g), both from the current (constant) value.
-                adv = self.distance(torch.cat([phi_s, phi_next]).detach(), phi_actor_goal.repeat(2, 1)).unflatten(0, (2, n))
-                adv = adv[0] - adv[1]
-                weights = awr_weights(adv, cfg.alpha)
-            actor_loss = -(weights * log_prob).mean()
-            info["actor/adv"] = adv.mean()
-        info.update({"actor/loss": actor_loss.detach(), "actor/bc_log_prob": log_prob.detach().mean(),
-                     "actor/mse": (mean.detach() - actions).pow(2).mean(),
-                     "actor/std": log_std.detach().exp().mean()})
+                d = self.distance(torch.cat([phi_s, phi_next]).detach(), phi_actor_goal.repeat(2, 1)).unflatten(0, (2, n))
+                adv = d[0] - d[1]
+            actor_loss, extra = awr_loss(adv, log_prob, cfg.alpha), {"actor/adv": adv.mean()}
+        info.update({"actor/loss": actor_loss.detach(), **extra,
+                     **actor_info("actor", mean, log_std, log_prob, actions)})
         total = value_loss + lam_loss + dynamics_loss + actor_loss
         info["total/loss"] = total.detach()
         return total, info
-
-    def update(self, batch):
-        loss, info = self.losses(batch)
-        self.optimize(loss, self.opt)
-        return info
 
     def act(self, observations, goals, temperature=0.0, generator=None):
         x = torch.cat([self.flat(observations), self.flat(goals)], -1)

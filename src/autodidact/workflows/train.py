@@ -1,0 +1,310 @@
+"""One training loop for every method: seeding, steps, evaluation, logging, checkpoints, resume.
+
+`--resume RUN_DIR` restores step, weights, optimizers, target networks, the torch RNG and the
+sampler RNG, so a killed run continues with exactly the batches and updates it would have made.
+The run directory's layout is described in runs.py.
+
+Under `torchrun` every process samples its own batches (seed + rank), gradients are averaged
+across processes before each step, and only rank 0 writes or evaluates.
+"""
+
+import csv
+import os
+import shlex
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from autodidact import kernels
+from autodidact.core import config as cfglib
+from autodidact.core.errors import UserError
+from autodidact.core.io import atomic_path, atomic_write_json, atomic_write_text, write_error
+from autodidact.data.dataset import load as load_dataset
+from autodidact.envs import env_name_for_dataset
+from autodidact.methods import get_method
+from autodidact.methods.presets import preset_for
+from autodidact.workflows import compiling
+from autodidact.workflows.checkpoint import latest_checkpoint, load_checkpoint, prune_checkpoints, save_checkpoint
+from autodidact.workflows.evaluate import evaluate_run
+from autodidact.workflows.figures import write_figures
+from autodidact.workflows.runs import RUN_FORMAT_VERSION, build_method, read_run
+from autodidact.workflows.runtime import PRECISIONS, autocast, denormals_flushed, precision_warning, to_tensors
+
+
+@dataclass
+class TrainSettings:
+    method: str
+    dataset: str
+    out: str
+    steps: int = 100_000
+    eval_every: int = 10_000
+    eval_episodes: int = 10      # per task; 0 disables evaluation during training
+    seed: int = 0
+    log_every: int = 0           # 0: steps // 100, at least 1
+    checkpoint_every: int = 0    # 0: same as eval_every (or steps // 10 with evaluation off)
+    keep_checkpoints: int = 2
+    device: str = "auto"
+    precision: str = "float32"   # or "bf16": autocast the update's matmuls to bfloat16 (see nn/layers.py)
+    kernels: str = kernels.DEFAULT  # "torch" (plain PyTorch) or "tuned" (CPU speed-ups, autodidact.kernels)
+    compile: str = "off"         # "on": torch.compile the loss
+    overrides: tuple = ()
+    progress: bool = True
+
+    def validate(self):
+        if self.steps < 1:
+            raise UserError(f"--steps must be >= 1, got {self.steps}")
+        if self.eval_every < 0 or self.eval_episodes < 0 or self.log_every < 0 or self.checkpoint_every < 0:
+            raise UserError("--eval-every, --eval-episodes, --log-every and --checkpoint-every must be >= 0")
+        if self.precision not in PRECISIONS:
+            raise UserError(f"--precision must be one of {', '.join(PRECISIONS)}, got '{self.precision}'")
+        if self.kernels not in kernels.KERNELS:
+            raise UserError(f"--kernels must be one of {', '.join(kernels.KERNELS)}, got '{self.kernels}'")
+        if self.compile not in compiling.MODES:
+            raise UserError(f"--compile must be one of {', '.join(compiling.MODES)}, got '{self.compile}'")
+        if self.keep_checkpoints < 1:
+            raise UserError(f"--keep-checkpoints must be >= 1, got {self.keep_checkpoints}")
+
+
+def _dist_info():
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    return world, rank
+
+
+def _device(name):
+    if name == "auto":
+        if torch.cuda.is_available():
+            local = int(os.environ.get("LOCAL_RANK", "0"))
+            return torch.device(f"cuda:{local}")
+        return torch.device("cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise UserError(f"--device {name}: not a torch device (use auto, cpu, cuda or cuda:N)") from None
+
+
+def new_run(s: TrainSettings, argv=None):
+    """Create the run directory for settings `s`, then train."""
+    s.validate()
+    out = Path(s.out)
+    world, rank = _dist_info()
+    # Only rank 0 checks: it writes run.json, and another rank could otherwise see that file and
+    # take this very run for an old one. If rank 0 refuses, torchrun stops the other ranks.
+    if rank == 0 and (out / "run.json").exists():
+        raise UserError(f"{out}: a run already exists there; continue it with "
+                        f"`autodidact train --resume {out}` or choose another --out")
+    cls = get_method(s.method)
+    dataset_path = Path(s.dataset)
+    env_name = env_name_for_dataset(dataset_path.name)
+    preset = preset_for(dataset_path.name, cls.name)
+    cfg = cfglib.apply_overrides(cls.Config(), preset)
+    cfg = cfglib.apply_overrides(cfg, list(s.overrides))
+    dataset = load_dataset(dataset_path)  # validate before anything is written
+    if cls.needs_actions and dataset.actions is None:
+        raise UserError(f"{dataset_path}: field 'actions': missing, and method '{cls.name}' learns from "
+                        "actions; choose an action-free method or add action labels")
+    run_cfg = {
+        "format_version": RUN_FORMAT_VERSION, "method": cls.name, "dataset": str(dataset_path.resolve()),
+        "env": env_name, "seed": s.seed, "steps": s.steps, "eval_every": s.eval_every,
+        "eval_episodes": s.eval_episodes if env_name else 0, "log_every": s.log_every or max(1, s.steps // 100),
+        "checkpoint_every": s.checkpoint_every or (s.eval_every if s.eval_every and s.eval_episodes and env_name
+                                                   else max(1, s.steps // 10)),
+        "keep_checkpoints": s.keep_checkpoints, "preset": preset, "precision": s.precision,
+        "kernels": s.kernels, "compile": s.compile,
+        "obs_shape": list(dataset.obs_shape), "action_dim": dataset.action_dim,
+        "config": {"type": cls.name, **cfglib.to_dict(cfg)},
+    }
+    if rank == 0:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise write_error(out, exc) from None
+        atomic_write_json(out / "config.json", run_cfg["config"])
+        _append_command(out, argv)
+        atomic_write_json(out / "run.json", run_cfg)  # written last: its presence marks a run
+    return _train(out, run_cfg, dataset, s.device, s.progress, resume=False)
+
+
+def resume_run(run_dir, argv=None, steps=None, device="auto", progress=True):
+    """Continue the run in `run_dir` from its newest checkpoint (to `steps` in all, if given). A run
+    of an earlier format is continued in the current one, and its run.json rewritten so."""
+    run_dir = Path(run_dir)
+    run_cfg = read_run(run_dir)
+    if steps is not None:
+        run_cfg["steps"] = steps
+    dataset = load_dataset(run_cfg["dataset"])
+    world, rank = _dist_info()
+    if rank == 0:
+        _append_command(run_dir, argv)
+        atomic_write_json(run_dir / "config.json", run_cfg["config"])
+        atomic_write_json(run_dir / "run.json", run_cfg)
+    return _train(run_dir, run_cfg, dataset, device, progress, resume=True)
+
+
+def _append_command(out, argv):
+    argv = sys.argv if argv is None else argv
+    line = " ".join(shlex.quote(a) for a in argv)
+    prev = (out / "command.txt").read_text() if (out / "command.txt").exists() else ""
+    atomic_write_text(out / "command.txt", prev + line + "\n")
+
+
+class CsvLog:
+    """Append-only CSV with a fixed header; on resume, rows past the checkpoint are dropped so the
+    file reads as if the run had never been interrupted."""
+
+    def __init__(self, path, resume_step=None):
+        self.path = Path(path)
+        self.fields = None
+        if self.path.exists() and resume_step is not None:
+            with open(self.path, newline="") as f:
+                rows = list(csv.DictReader(f))
+            if rows:
+                self.fields = list(rows[0].keys())
+            keep = [r for r in rows if int(float(r["step"])) <= resume_step]
+            with atomic_path(self.path) as tmp:
+                with open(tmp, "w", newline="") as f:
+                    if self.fields:
+                        w = csv.DictWriter(f, self.fields)
+                        w.writeheader()
+                        w.writerows(keep)
+        elif self.path.exists():
+            self.path.unlink()
+
+    def write(self, row):
+        new = self.fields is None
+        if new:
+            self.fields = list(row.keys())
+        with open(self.path, "a", newline="") as f:
+            w = csv.DictWriter(f, self.fields, extrasaction="ignore")
+            if new:
+                w.writeheader()
+            w.writerow(row)
+            f.flush()
+
+
+def _train(run_dir, run_cfg, dataset, device_name, progress, resume):
+    world, rank = _dist_info()
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    device = _device(device_name)
+    method = build_method(run_cfg).to(device)
+    tuned = kernels.apply(method, run_cfg.get("kernels", kernels.DEFAULT))
+    seed = run_cfg["seed"]
+    sampler = method.make_sampler(dataset, seed + 1000 * rank)
+    start = 0
+    if resume:
+        ckpt = latest_checkpoint(run_dir / "checkpoints")
+        if ckpt is not None:
+            state = load_checkpoint(ckpt, method)
+            start = state["step"]
+            sampler.load_state_dict(state["sampler"][rank] if isinstance(state["sampler"], list)
+                                    else state["sampler"])
+    if world > 1 and not resume:
+        for p in method.state_dict().values():
+            dist.broadcast(p, 0)  # identical start on every process
+
+    total, bs = run_cfg["steps"], method.cfg.batch_size
+    precision = run_cfg.get("precision", "float32")
+    if start >= total:
+        _log(rank, f"run already at step {start} of {total}; nothing to train")
+        return run_dir
+    if warning := precision_warning(device, precision):
+        _log(rank, warning)
+    if tuned:
+        _log(rank, f"tuned kernels: {', '.join(tuned)}")
+    first_batch = None
+    if run_cfg.get("compile") == "on":
+        _log(rank, "compiling the loss; this takes a few seconds to a minute")
+        first_batch = to_tensors(sampler.sample(bs), device)  # also the first step's batch
+        compiling.compile_loss(method, first_batch, lambda: autocast(device, precision), lambda m: _log(rank, m))
+    log_every, ckpt_every = run_cfg["log_every"], run_cfg["checkpoint_every"]
+    eval_every = run_cfg["eval_every"] if run_cfg["eval_episodes"] else 0
+    writer = metrics = evals = None
+    if rank == 0:
+        metrics = CsvLog(run_dir / "metrics.csv", start if resume else None)
+        evals = CsvLog(run_dir / "eval.csv", start if resume else None)
+        writer = _tensorboard(run_dir / "tb", start)
+
+    from tqdm import tqdm
+    bar = tqdm(total=total, initial=start, desc=f"{run_cfg['method']}", unit="step", dynamic_ncols=True,
+               disable=not progress or rank != 0, smoothing=0.05)
+    sums, count, t_last, sample_time = {}, 0, time.perf_counter(), 0.0
+    method.train()
+    # Denormal floats flushed to zero in the updates, as XLA (and so OGBench's reference) does
+    # (runtime.py).
+    with denormals_flushed():
+        for step in range(start + 1, total + 1):
+            t0 = time.perf_counter()
+            batch = first_batch if first_batch is not None else to_tensors(sampler.sample(bs), device)
+            first_batch = None
+            sample_time += time.perf_counter() - t0
+            with autocast(device, precision):
+                info = method.update(batch)
+            for k, v in info.items():
+                sums[k] = sums.get(k, 0.0) + v
+            count += 1
+            bar.update(1)
+            if step % log_every == 0 or step == total:
+                now = time.perf_counter()
+                row = {"step": step, **{k: float(v) / count for k, v in sums.items()},
+                       "time/steps_per_s": count / max(now - t_last, 1e-9),
+                       "time/sample_fraction": sample_time / max(now - t_last, 1e-9)}
+                if rank == 0:
+                    metrics.write(row)
+                    for k, v in row.items():
+                        if k != "step":
+                            writer.add_scalar(k, v, step)
+                    loss_key = next((k for k in row if k.endswith("/loss")), None)
+                    if loss_key:
+                        bar.set_postfix({loss_key: f"{row[loss_key]:.4g}"}, refresh=False)
+                sums, count, t_last, sample_time = {}, 0, now, 0.0
+            if rank == 0 and eval_every and (step % eval_every == 0 or step == total):
+                with denormals_flushed(False):  # the simulator runs as it does in `autodidact eval`
+                    result = evaluate_run(method, run_cfg, episodes=run_cfg["eval_episodes"], progress=False)
+                row = {"step": step, "evaluation/overall_success": result["overall_success"],
+                       **{f"evaluation/{t['task_name']}_success": t["success"] for t in result["tasks"]}}
+                evals.write(row)
+                for k, v in row.items():
+                    if k != "step":
+                        writer.add_scalar(k, v, step)
+                atomic_write_json(run_dir / "eval" / f"step_{step:08d}.json", result)
+                per_task = ", ".join(f"{t['success']:.2f}" for t in result["tasks"])
+                bar.write(f"step {step}: success {result['overall_success']:.3f} ({per_task})")
+            if step % ckpt_every == 0 or step == total:
+                _checkpoint(run_dir, step, method, sampler, rank, world, run_cfg)
+    bar.close()
+    if writer is not None:
+        writer.close()
+    if rank == 0:
+        method.eval()
+        with torch.no_grad():
+            for path in write_figures(method, run_dir, dataset, env=run_cfg.get("env")):
+                _log(rank, f"wrote {path}")
+    if world > 1:
+        dist.barrier()
+    return run_dir
+
+
+def _checkpoint(run_dir, step, method, sampler, rank, world, run_cfg):
+    sampler_state = sampler.state_dict()
+    if world > 1:
+        states = [None] * world
+        dist.all_gather_object(states, sampler_state)
+        sampler_state = states
+    if rank == 0:
+        save_checkpoint(run_dir / "checkpoints", step, method, {"sampler": sampler_state})
+        prune_checkpoints(run_dir / "checkpoints", run_cfg["keep_checkpoints"])
+
+
+def _tensorboard(log_dir, start):
+    from torch.utils.tensorboard import SummaryWriter
+    return SummaryWriter(log_dir=str(log_dir), purge_step=start + 1 if start else None)
+
+
+def _log(rank, msg):
+    if rank == 0:
+        print(msg, file=sys.stderr)

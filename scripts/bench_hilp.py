@@ -33,8 +33,8 @@ REDUCED = ("batch_size=256", "actor_hidden_dims=256,256,256", "value_hidden_dims
 
 def train(method, dataset, out, steps, seed, overrides, device):
     """Train (or reuse / extend) OUT; returns (run dir, wall seconds spent here, steps/s)."""
-    from autodidact import trainer
-    from autodidact.checkpoint import latest_checkpoint
+    from autodidact.workflows import train as trainer
+    from autodidact.workflows.checkpoint import latest_checkpoint
     run = Path(out)
     t0 = time.perf_counter()
     if (run / "run.json").exists():
@@ -82,10 +82,11 @@ def main(argv=None):
     args = p.parse_args(argv)
 
     from autodidact.envs import env_name_for_dataset
-    from autodidact.errors import UserError
-    from autodidact.evaluate import evaluate
-    from autodidact.io import atomic_write_json
-    from autodidact.prompt import run_prompt, singletask_env_name
+    from autodidact.core.errors import UserError
+    from autodidact.workflows.evaluate import evaluate
+    from autodidact.core.io import atomic_write_json
+    from autodidact.envs.rewards import singletask_env_name
+    from autodidact.workflows.prompt import run_prompt
 
     out = Path(args.out)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]

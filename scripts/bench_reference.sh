@@ -4,8 +4,11 @@
 # The reference lives outside this repository (see scripts/reference_env.sh); $WORK holds the
 # timing harness (written by this script) and per-run JSON results.
 #
-# Measurements are interleaved per method (ours, reference, ours, reference, ...) for $REPS
-# repetitions; the summary reports medians. Threads are left at their defaults (both cores for
+# Measurements are interleaved per method (each autodidact variant, then the reference) for $REPS
+# repetitions; the summary reports medians of the per-repetition ratios. Variants: KERNELS (default
+# "torch tuned": `autodidact bench --kernels K`), BF16=1 adds `--precision bf16`, and BEFORE=PATH
+# times another autodidact installation's `autodidact` executable with its defaults (e.g. the
+# release before a change, installed from a clone of it) in the same rounds. Threads are left at their defaults (both cores for
 # torch and XLA), unless ONE_CORE=1: then every run is pinned to core 0 with taskset and told to
 # use one thread (XLA ignores its thread flags; only the pin holds it to one core).
 # BATCH=256 HIDDEN=256,256,256 times both sides at that batch size and MLP width instead of the
@@ -19,8 +22,9 @@ WORK=${WORK:-/tmp/refbench}
 REPS=${REPS:-3}
 WARMUP=${WARMUP:-5}
 METHODS=${METHODS:-"gcbc gcivl gciql qrl crl hiql"}
-BF16=${BF16:-1}  # also time autodidact with --precision bf16 in each repetition
-EAGER=${EAGER:-1}  # where autodidact compiles the update (--compile auto), also time it uncompiled
+KERNELS=${KERNELS:-"torch tuned"}
+BF16=${BF16:-0}  # also time autodidact with --precision bf16 in each repetition
+BEFORE=${BEFORE:-}  # another installation's autodidact executable, timed with its own defaults
 ONE_CORE=${ONE_CORE:-0}
 BATCH=${BATCH:-}
 HIDDEN=${HIDDEN:-}
@@ -149,27 +153,29 @@ if [ "${SUMMARY_ONLY:-0}" != 1 ]; then
   echo "torch: $("$(dirname "$AUTODIDACT")/python" -c 'import torch; print(torch.__version__)')"
   echo "jax: $("$REF_VENV/bin/python" -c 'import jax, jaxlib, flax; print(jax.__version__, "jaxlib", jaxlib.__version__, "flax", flax.__version__)')"
   echo "reference commit: $REF_COMMIT"
+  echo "autodidact: $(git -C "$REPO" rev-parse --short HEAD)${BEFORE:+; before: $BEFORE}"
 } | tee "$WORK/results/machine.txt"
 : > "$WORK/results/load.log"
+mark() { echo "rep $1 $2 $3 load $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$WORK/results/load.log"; }
 for rep in $(seq 1 "$REPS"); do
   for m in $METHODS; do
     s=$(steps_for "$m")
     mapfile -t osets < <(size_sets "$m" "$BATCH" "$HIDDEN")
     mapfile -t rsets < <(size_sets "$m" "$BATCH" "$HIDDEN" literal)
-    echo "rep $rep $m ours   load $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$WORK/results/load.log"
-    "${RUN[@]}" "$AUTODIDACT" bench --method "$m" --dataset "$DATASET" --steps "$s" --warmup "$WARMUP" "${osets[@]}" \
-      --json "$WORK/results/ours_${m}_$rep.json" > /dev/null
-    if [ "$EAGER" = 1 ] && grep -q '"compiled": true' "$WORK/results/ours_${m}_$rep.json"; then
-      echo "rep $rep $m eager  load $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$WORK/results/load.log"
-      "${RUN[@]}" "$AUTODIDACT" bench --method "$m" --dataset "$DATASET" --steps "$s" --warmup "$WARMUP" "${osets[@]}" --compile off \
-        --json "$WORK/results/ours_eager_${m}_$rep.json" > /dev/null
+    common=(bench --method "$m" --dataset "$DATASET" --steps "$s" --warmup "$WARMUP" "${osets[@]}")
+    if [ -n "$BEFORE" ]; then
+      mark "$rep" "$m" before
+      "${RUN[@]}" "$BEFORE" "${common[@]}" --json "$WORK/results/before_${m}_$rep.json" > /dev/null
     fi
+    for k in $KERNELS; do
+      mark "$rep" "$m" "$k"
+      "${RUN[@]}" "$AUTODIDACT" "${common[@]}" --kernels "$k" --json "$WORK/results/${k}_${m}_$rep.json" > /dev/null
+    done
     if [ "$BF16" = 1 ]; then
-      echo "rep $rep $m bf16   load $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$WORK/results/load.log"
-      "${RUN[@]}" "$AUTODIDACT" bench --method "$m" --dataset "$DATASET" --steps "$s" --warmup "$WARMUP" "${osets[@]}" --precision bf16 \
-        --json "$WORK/results/ours_bf16_${m}_$rep.json" > /dev/null
+      mark "$rep" "$m" bf16
+      "${RUN[@]}" "$AUTODIDACT" "${common[@]}" --precision bf16 --json "$WORK/results/bf16_${m}_$rep.json" > /dev/null
     fi
-    echo "rep $rep $m ref    load $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$WORK/results/load.log"
+    mark "$rep" "$m" reference
     (cd "$WORK" && "${RUN[@]}" "$REF_VENV/bin/python" ref_harness.py --ref "$REF_DIR" --method "$m" "${rsets[@]}" \
       --dataset "$DATASET" --steps "$s" --warmup "$WARMUP" --json "$WORK/results/ref_${m}_$rep.json" > /dev/null)
   done
@@ -177,61 +183,34 @@ done
 echo "end          load $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$WORK/results/load.log"
 fi
 
-# 6. Medians. The ratio is the median of the per-repetition ratios ours/reference (each pair runs
-#    back to back, so a change in background load hits both sides of a pair alike).
-"$REF_VENV/bin/python" - "$WORK/results" "$METHODS" <<'PY'
+# 6. Medians. A ratio is the median of the per-repetition ratios (the runs of a repetition follow
+#    each other, so a change in background load hits all sides of a repetition alike).
+"$REF_VENV/bin/python" - "$WORK/results" "$METHODS" "before $KERNELS bf16" <<'PY'
 import glob, json, statistics, sys
-d, methods = sys.argv[1], sys.argv[2].split()
+d, methods, variants = sys.argv[1], sys.argv[2].split(), sys.argv[3].split()
 med = statistics.median
 load = lambda p: [json.load(open(f)) for f in sorted(glob.glob(p))]
-rate = med([r['matmul_gflop_per_s'] for r in load(f'{d}/ours_*.json')])
-print(f'median torch float32 matmul rate (1024x512 @ 512x512): {rate:.1f} GFLOP/s\n')
-print('| method | compiled | autodidact steps/s | reference steps/s | ratio ours/ref (median of pairs) | autodidact % of matmul rate '
-      '| reference % of matmul rate | autodidact update GFLOP | reference update GFLOP (dots / XLA total) |')
-print('|---|---|---|---|---|---|---|---|---|')
+runs = {(v, m): load(f'{d}/{v}_{m}_*.json') for v in variants + ['ref'] for m in methods}
+variants = [v for v in variants if any(runs[v, m] for m in methods)]
+ratio = lambda a, b: med([x['steps_per_s'] / y['steps_per_s'] for x, y in zip(a, b)]) if a and b else float('nan')
+sps = lambda rs: med([r['steps_per_s'] for r in rs]) if rs else float('nan')
+print('steps/s (median) and ratios (median of per-repetition ratios):\n')
+cols = [f'{v} steps/s' for v in variants] + ['reference steps/s'] + [f'{v} / reference' for v in variants]
+base = [v for v in variants if v != 'before'] if 'before' in variants else []
+cols += [f'{v} / before' for v in base]
+print('| method | ' + ' | '.join(cols) + ' |')
+print('|---' * (len(cols) + 1) + '|')
 for m in methods:
-    o, r = load(f'{d}/ours_{m}_*.json'), load(f'{d}/ref_{m}_*.json')
-    os_, rs = med([x['steps_per_s'] for x in o]), med([x['steps_per_s'] for x in r])
-    ratio = med([x['steps_per_s'] / y['steps_per_s'] for x, y in zip(o, r)])
-    og, rg, rx = o[0]['update_gflop'], r[0]['update_gflop_dots'], r[0]['update_gflop_xla_cost_analysis']
-    compiled = 'yes' if all(x.get('compiled') for x in o) else 'no' if not any(x.get('compiled') for x in o) else 'mixed'
-    print(f'| {m} | {compiled} | {os_:.2f} | {rs:.2f} | {ratio:.2f} | {100 * og * os_ / rate:.0f}% | '
-          f'{100 * rg * rs / rate:.0f}% | {og:.2f} | {rg:.2f} / {rx:.2f} |')
+    cells = [f'{sps(runs[v, m]):.2f}' for v in variants] + [f"{sps(runs['ref', m]):.2f}"]
+    cells += [f"**{ratio(runs[v, m], runs['ref', m]):.2f}**" for v in variants]
+    cells += [f"{ratio(runs[v, m], runs['before', m]):.2f}" for v in base]
+    print(f'| {m} | ' + ' | '.join(cells) + ' |')
 print('\nper-repetition steps/s:')
 for m in methods:
-    o = [round(x['steps_per_s'], 2) for x in load(f'{d}/ours_{m}_*.json')]
-    r = [round(x['steps_per_s'], 2) for x in load(f'{d}/ref_{m}_*.json')]
-    print(f'  {m}: ours {o}  reference {r}  ratios {[round(x / y, 2) for x, y in zip(o, r)]}')
-def variant_table(kind, title, label, last_column, ours_over_variant):
-    """Steps/s of an autodidact variant (files ours_<kind>_*) against the reference and ours."""
-    runs = {m: load(f'{d}/ours_{kind}_{m}_*.json') for m in methods}
-    if not any(runs.values()):
-        return
-    print(f'\n{title}\n')
-    print(f'| method | {label} steps/s | ratio {label} / reference (median of pairs) | {last_column} |')
-    print('|---|---|---|---|')
-    measured = [m for m in methods if runs[m]]
-    for m in measured:
-        v, o, r = runs[m], load(f'{d}/ours_{m}_*.json'), load(f'{d}/ref_{m}_*.json')
-        last = zip(o, v) if ours_over_variant else zip(v, o)
-        print(f"| {m} | {med([x['steps_per_s'] for x in v]):.2f} | "
-              f"{med([x['steps_per_s'] / y['steps_per_s'] for x, y in zip(v, r)]):.2f} | "
-              f"{med([x['steps_per_s'] / y['steps_per_s'] for x, y in last]):.2f} |")
-    print(f'\nper-repetition {label} steps/s:')
-    for m in measured:
-        print(f"  {m}: {[round(x['steps_per_s'], 2) for x in runs[m]]}")
-
-
-variant_table('eager', 'the same update uncompiled (--compile off), same repetitions:', 'uncompiled',
-              'ratio compiled / uncompiled', ours_over_variant=True)
-variant_table('bf16', 'autodidact --precision bf16 against the float32 reference (same repetitions):', 'bf16',
-              'ratio bf16 / our float32', ours_over_variant=False)
-print('\nsampler batches/s (median): ' + ', '.join(
-    f"{m} ours {med([x['sampler_batches_per_s'] for x in load(f'{d}/ours_{m}_*.json')]):.0f} / "
-    f"ref {med([x['sampler_batches_per_s'] for x in load(f'{d}/ref_{m}_*.json')]):.0f}" for m in methods))
-print('peak RSS MB (median): ' + ', '.join(
-    f"{m} ours {med([x['peak_memory_mb'] for x in load(f'{d}/ours_{m}_*.json')]):.0f} / "
-    f"ref {med([x['peak_memory_mb'] for x in load(f'{d}/ref_{m}_*.json')]):.0f}" for m in methods))
-print('matmul-rate samples (GFLOP/s): ' + ', '.join(
-    f"{r['matmul_gflop_per_s']:.1f}" for r in load(f'{d}/ours_*.json')))
+    print(f'  {m}: ' + '; '.join(f"{v} {[round(r['steps_per_s'], 2) for r in runs[v, m]]}" for v in variants + ['ref']))
+ours = [r for v in variants for m in methods for r in runs[v, m]]
+print('\nupdate GFLOP (autodidact / reference dots): ' + ', '.join(
+    f"{m} {runs[variants[-1], m][0]['update_gflop']:.2f} / {runs['ref', m][0]['update_gflop_dots']:.2f}"
+    for m in methods if runs[variants[-1], m] and runs['ref', m]))
+print('matmul-rate samples (GFLOP/s): ' + ', '.join(f"{r['matmul_gflop_per_s']:.1f}" for r in ours))
 PY

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from autodidact.collect import RECIPES, collect
+from autodidact.workflows.collect import RECIPES, collect
 
 # Sample sizes: stitch episodes are 5x shorter, so take more of them.
 DEFAULT_SAMPLES = {
@@ -56,7 +56,7 @@ def maze_coverage(env_name, observations):
     """Fraction of the maze's free cells that the sample's (x, y) positions visit."""
     import gymnasium
 
-    from autodidact.collect.maze import free_cells  # also registers the maze envs
+    from autodidact.workflows.collect.maze import free_cells  # also registers the maze envs
 
     maze = gymnasium.make(env_name).unwrapped
     free = set(free_cells(maze.maze_map))
@@ -109,8 +109,8 @@ def print_markdown(rows):
 
 def warm_up():
     """Import the simulators once up front so the first timed run does not pay for it."""
-    import autodidact.collect.manip  # noqa: F401
-    import autodidact.collect.maze  # noqa: F401
+    import autodidact.workflows.collect.manip  # noqa: F401
+    import autodidact.workflows.collect.maze  # noqa: F401
 
 
 def main():

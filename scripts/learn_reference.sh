@@ -12,8 +12,7 @@
 #   STEPS=10000 BATCH=256 HIDDEN=256,256,256 EPISODES=10 SEEDS="0" METHODS="gcbc gcivl ..."
 #   PRECISION=bf16 SIDES=ours trains autodidact's side with `--precision bf16` (results *_ours_bf16.*);
 #     refused on a CPU without native bfloat16 matmuls unless EMULATED_BF16=1 (torch's slow fallback)
-#     or BF16_NUMERICS=1: the same autocast path with each bf16 product done in float32 and rounded
-#     back to bf16 (scripts/bf16_numerics.py; bf16's numbers at float32's speed; *_ours_bf16num.*)
+#   KERNELS=tuned trains autodidact's side with `--kernels tuned` (same results, other speed)
 #   SUMMARY_ONLY=1 re-prints the table from $WORK.
 set -euo pipefail
 
@@ -28,17 +27,12 @@ METHODS=${METHODS:-"gcbc gcivl gciql qrl crl hiql"}
 SIDES=${SIDES:-"ours ref"}  # SIDES=ours re-trains only autodidact's side (keeps the reference's results)
 OURS_CORE=${OURS_CORE:-0} REF_CORE=${REF_CORE:-1}  # e.g. two SIDES=ours runs at once: OURS_CORE=1 for the second
 PRECISION=${PRECISION:-float32}  # autodidact's side only; the reference always runs float32
+KERNELS=${KERNELS:-torch}  # autodidact's side: --kernels torch or tuned
 SUFFIX=$([ "$PRECISION" = float32 ] || echo "_$PRECISION")
-TRAIN=("$AUTODIDACT")
-if [ "$PRECISION" = bf16 ] && [ "${BF16_NUMERICS:-0}" = 1 ]; then
-  SUFFIX=_bf16num
-  TRAIN=("$(dirname "$AUTODIDACT")/python" "$REPO/scripts/bf16_numerics.py")
-fi
 reference_setup
-if [ "$PRECISION" = bf16 ] && [ "${EMULATED_BF16:-0}" != 1 ] && [ "${BF16_NUMERICS:-0}" != 1 ] && ! cpu_has_native_bf16; then
+if [ "$PRECISION" = bf16 ] && [ "${EMULATED_BF16:-0}" != 1 ] && ! cpu_has_native_bf16; then
   echo "this CPU has no native bfloat16 matmul (AVX512-BF16 or AMX): bf16 training is emulated, many times" \
-       "slower (HIQL at this size: 1.06 against 7.76 steps/s on an AVX2 CPU); EMULATED_BF16=1 runs it anyway," \
-       "BF16_NUMERICS=1 runs its numbers at float32 speed (scripts/bf16_numerics.py)" >&2
+       "slower; EMULATED_BF16=1 runs it anyway" >&2
   exit 2
 fi
 mkdir -p "$WORK"
@@ -48,8 +42,8 @@ ours() {  # method seed
   local sets
   mapfile -t sets < <(size_sets "$m" "$BATCH" "$HIDDEN")
   rm -rf "$run"
-  pinned "$OURS_CORE" "${ONE_THREAD[@]}" "${TRAIN[@]}" train --method "$m" --dataset "$DATASET" --out "$run" --steps "$STEPS" \
-    --seed "$seed" --precision "$PRECISION" --eval-episodes 0 --no-progress "${sets[@]}" > "$out.log" 2>&1
+  pinned "$OURS_CORE" "${ONE_THREAD[@]}" "$AUTODIDACT" train --method "$m" --dataset "$DATASET" --out "$run" --steps "$STEPS" \
+    --seed "$seed" --precision "$PRECISION" --kernels "$KERNELS" --eval-episodes 0 --no-progress "${sets[@]}" > "$out.log" 2>&1
   pinned "$OURS_CORE" "${ONE_THREAD[@]}" "$AUTODIDACT" eval "$run" --episodes "$EPISODES" --seed "$seed" --no-progress \
     >> "$out.log" 2>&1
   cp "$run/eval/final.json" "$out.json"
@@ -82,8 +76,7 @@ print(f"pointmaze-medium-navigate-v0, {steps} steps, batch {batch}, hidden {hidd
 print("| method | impl | task1 | task2 | task3 | task4 | task5 | overall | per seed |")
 print("|---|---|---|---|---|---|---|---|---|")
 for m in methods.split():
-    for impl, label in (("ours", "autodidact"), ("ours_bf16", "autodidact bf16"),
-                        ("ours_bf16num", "autodidact bf16 (products in float32)"), ("ref", "reference")):
+    for impl, label in (("ours", "autodidact"), ("ours_bf16", "autodidact bf16"), ("ref", "reference")):
         rs = [json.load(open(f)) for s in seeds.split()
               if os.path.exists(f := f"{work}/{m}_s{s}_{impl}.json")]
         if not rs and impl.startswith("ours_bf16"):

@@ -33,7 +33,7 @@ reference_setup() {
     python3 -m venv "$REF_VENV"
   fi
   if ! "$REF_VENV/bin/python" -c "import jax, flax, optax, distrax, ml_collections, gymnasium, tqdm, ogbench, mujoco" 2>/dev/null; then
-    # The versions every recorded comparison used (docs/BENCHMARKS.md); REF_NEWEST=1 takes the newest.
+    # The versions every recorded comparison used (docs/PERFORMANCE.md); REF_NEWEST=1 takes the newest.
     local pins=("jax[cpu]==0.10.2" jaxlib==0.10.2 flax==0.12.8 optax==0.2.8 distrax==0.1.9
                 ml_collections==1.1.0 numpy==2.4.6)
     [ "${REF_NEWEST:-0}" = 1 ] && pins=("jax[cpu]" jaxlib flax optax distrax ml_collections numpy)
@@ -76,6 +76,6 @@ size_sets() {  # size_sets <method> <batch> <hidden> [literal]: --set flags, one
 
 cpu_has_native_bf16() {  # exit 0 where bfloat16 matmuls run in hardware (autodidact's own test)
   [ "$("$(dirname "$AUTODIDACT")/python" -c 'import torch
-from autodidact.trainer import native_bf16
+from autodidact.workflows.runtime import native_bf16
 print(int(native_bf16(torch.device("cpu"))))')" = 1 ]
 }

@@ -22,7 +22,7 @@ import numpy as np
 
 p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 p.add_argument("--ref", required=True, help="exported reference tree (has impls/ and ogbench/utils.py)")
-p.add_argument("--src", required=True, help="autodidact's src/ directory (for autodidact.evaluate only)")
+p.add_argument("--src", required=True, help="autodidact's src/ directory (for autodidact.workflows.evaluate only)")
 p.add_argument("--method", required=True, choices=["gcbc", "gcivl", "gciql", "qrl", "crl", "hiql"])
 p.add_argument("--dataset", required=True, help="OGBench-layout .npz (the same file autodidact trains on)")
 p.add_argument("--steps", type=int, required=True, help="gradient steps")
@@ -78,7 +78,7 @@ train_s = time.perf_counter() - t0
 
 sys.path.insert(0, a.src)
 from autodidact.envs import env_name_for_dataset  # noqa: E402
-from autodidact.evaluate import evaluate  # noqa: E402
+from autodidact.workflows.evaluate import evaluate  # noqa: E402
 
 
 class RefPolicy:

@@ -244,8 +244,8 @@ def main(argv=None):
         return exc.exit_code
     except OSError as exc:
         # The environment refused a read or write (disk full, read-only, permission): one line.
-        from autodidact.core.io import _os_error
-        print(f"autodidact: error: {_os_error(exc.filename or 'output', exc)}", file=sys.stderr)
+        from autodidact.core.io import write_error
+        print(f"autodidact: error: {write_error(exc.filename or 'output', exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("autodidact: interrupted", file=sys.stderr)
@@ -383,7 +383,8 @@ def _methods(args):
             print(f"  {name:<26} {typ:<16} {default!s:<18} {help_}")
         return
     for name, cls in METHODS.items():
-        print(f"{name:<12} prompts: {','.join(cls.prompts):<14} {cls.summary}")
+        data = cls.data + (" with actions" if cls.needs_actions else "")
+        print(f"{name:<10} prompts: {','.join(cls.prompts):<12} data: {data:<25} {cls.summary}")
 
 
 if __name__ == "__main__":

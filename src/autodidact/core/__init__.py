@@ -1,0 +1,1 @@
+"""Core utilities every layer uses: user errors, atomic file writes, typed configs."""

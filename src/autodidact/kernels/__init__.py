@@ -9,15 +9,13 @@ switch changes no method.
 What `tuned` does, on CPUs only (each piece is kept because a whole-update measurement showed it
 at least 5% faster on the machine this project is measured on; docs/PERFORMANCE.md):
 - dense layers: float32 products of big layers through oneDNN (`onednn.py`);
-- ensembles: members of big ensemble layers one by one, each product on its fastest kernel;
-- memory: glibc keeps freed blocks for reuse instead of returning them to the kernel
-  (`allocator.py`).
+- ensembles: members of big ensemble layers one by one, each product on its fastest kernel.
 """
 
 import torch
 
 from autodidact.core.errors import UserError
-from autodidact.kernels import allocator, onednn
+from autodidact.kernels import onednn
 from autodidact.nn.layers import MLP, EnsembleLayerNorm, EnsembleLinear, Linear
 
 KERNELS = ("torch", "tuned")
@@ -81,6 +79,4 @@ def apply(method, kernels):
         elif cls is MLP and module.ensemble:
             module.__class__ = TunedEnsembleMLP
             used.add("ensembles")
-    if kernels == "tuned" and on_cpu and allocator.keep_freed_memory():
-        used.add("allocator")
     return sorted(used)

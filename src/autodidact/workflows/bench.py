@@ -19,8 +19,8 @@ from autodidact.kernels import onednn
 from autodidact.methods import get_method
 from autodidact.methods.presets import preset_for
 from autodidact.workflows import compiling
-from autodidact.workflows.runtime import (PRECISIONS, autocast, denormals_flushed, native_bf16, precision_warning,
-                                          to_tensors)
+from autodidact.workflows.runtime import (PRECISIONS, autocast, denormals_flushed, keep_freed_memory, native_bf16,
+                                          precision_warning, to_tensors)
 
 
 def _update_flops(method, batch):
@@ -58,6 +58,7 @@ def bench(method_name, dataset_path, steps=50, warmup=10, overrides=(), seed=0, 
     if precision not in PRECISIONS:
         raise UserError(f"--precision must be one of {', '.join(PRECISIONS)}, got '{precision}'")
     cls = get_method(method_name)
+    keep_freed_memory()  # as training does (runtime.py)
     cfg = cfglib.apply_overrides(cls.Config(), preset_for(dataset_path, cls.name))
     cfg = cfglib.apply_overrides(cfg, list(overrides))
     ds = load(dataset_path)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from autodidact import kernels
 from autodidact.core import config as cfglib
 from autodidact.core.errors import UserError
 from autodidact.core.io import read_json
@@ -61,7 +62,7 @@ def migrate(run_cfg):
         if "gc_negative" in fields and "gc_negative" in old:
             new["gc_negative"] = old["gc_negative"]
         # 0.1.0 presets were flat keys too; none named a goal setting.
-        run_cfg.update(config=new, format_version=RUN_FORMAT_VERSION, kernels="torch")
+        run_cfg.update(config=new, format_version=RUN_FORMAT_VERSION, kernels=kernels.DEFAULT)
     return run_cfg
 
 

@@ -32,7 +32,8 @@ from autodidact.workflows.checkpoint import latest_checkpoint, load_checkpoint, 
 from autodidact.workflows.evaluate import evaluate_run
 from autodidact.workflows.figures import write_figures
 from autodidact.workflows.runs import RUN_FORMAT_VERSION, build_method, read_run
-from autodidact.workflows.runtime import PRECISIONS, autocast, denormals_flushed, precision_warning, to_tensors
+from autodidact.workflows.runtime import (PRECISIONS, autocast, denormals_flushed, keep_freed_memory,
+                                          precision_warning, to_tensors)
 
 
 @dataclass
@@ -187,6 +188,7 @@ class CsvLog:
 
 
 def _train(run_dir, run_cfg, dataset, device_name, progress, resume):
+    keep_freed_memory()
     world, rank = _dist_info()
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")

@@ -34,7 +34,7 @@ class ForkedCLI:
     def __init__(self, logdir, *args):
         if ForkedCLI._ctx is None:
             ctx = multiprocessing.get_context("forkserver")
-            ctx.set_forkserver_preload(["torch", "torch._dynamo", "autodidact.cli", "autodidact.trainer"])
+            ctx.set_forkserver_preload(["torch", "torch._dynamo", "autodidact.cli", "autodidact.workflows.train"])
             saved = dict(os.environ)
             os.environ.update(PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1", MUJOCO_GL="egl")  # the server's: every child's
             try:

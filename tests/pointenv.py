@@ -6,6 +6,7 @@ The point lives in [-1, 1]^2 and moves by STEP * action. `point_play_dataset` wr
 
 import numpy as np
 
+from autodidact.workflows.runs import load_run
 from autodidact.data.dataset import Dataset
 
 STEP = 0.1  # how far one action moves the point
@@ -46,24 +47,25 @@ def rollout_success(policy_fn, episodes=100, horizon=40, seed=123):
 
 def settings(method, tmp_path, data, steps, out="run", overrides=(), **kw):
     """TrainSettings for a quiet test run of `method` (no evaluation, no progress bar)."""
-    from autodidact.trainer import TrainSettings
+    from autodidact.workflows.train import TrainSettings
     return TrainSettings(method=method, dataset=str(data), out=str(tmp_path / out), steps=steps, eval_episodes=0,
                          seed=kw.pop("seed", 0), overrides=overrides, progress=False, **kw)
 
 
 def train_on_point_play(method, tmp_path, steps, overrides, log_every=100):
-    """Train `method` on point play data; return (trained method, {metric: values per log row})."""
+    """Train `method` on point play data; return (trained method, {metric: values per log row}, run
+    directory)."""
     import csv
 
-    from autodidact import trainer
+    from autodidact.workflows import train as trainer
     data = point_play_dataset(tmp_path / "point.npz")
     run = trainer.new_run(settings(method, tmp_path, data, steps, overrides=overrides, log_every=log_every),
                           argv=["test"])
-    _, trained, _, step = trainer.load_run(run)
+    _, trained, _, step = load_run(run)
     assert step == steps
     with open(run / "metrics.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    return trained, {k: np.array([float(r[k]) for r in rows]) for k in rows[0]}
+    return trained, {k: np.array([float(r[k]) for r in rows]) for k in rows[0]}, run
 
 
 def goal_batch(n=16, obs_dim=3, action_dim=2, seed=0):
@@ -88,7 +90,7 @@ def assert_resume_matches_uninterrupted(method, tmp_path, overrides, steps=40, e
     import torch
     from safetensors.torch import load_file
 
-    from autodidact import trainer
+    from autodidact.workflows import train as trainer
     data = point_play_dataset(tmp_path / "point.npz", episodes=5)
     full = trainer.new_run(settings(method, tmp_path, data, steps, out="full", overrides=overrides,
                                     checkpoint_every=every), argv=["x"])

@@ -8,9 +8,9 @@ import numpy as np
 import ogbench
 import pytest
 
-import autodidact.collect as collect_mod
-from autodidact.collect import RECIPES, collect
-from autodidact.errors import UserError
+import autodidact.workflows.collect as collect_mod
+from autodidact.workflows.collect import RECIPES, collect
+from autodidact.core.errors import UserError
 
 
 def _load_raw(path):
@@ -39,6 +39,7 @@ def _check_file(path, episodes, steps, ob_dim, act_dim):
     return raw
 
 
+@pytest.mark.slow
 def test_pointmaze_navigate_real_length(tmp_path):
     train, val = collect("pointmaze-medium-navigate-v0", tmp_path, episodes=1, progress=False)
     assert train.name == "pointmaze-medium-navigate-v0.npz"
@@ -52,8 +53,9 @@ def test_pointmaze_navigate_real_length(tmp_path):
     assert np.ptp(raw["observations"], axis=0).max() > 8.0
 
 
+@pytest.mark.slow
 def test_pointmaze_stitch_goal_is_four_cells_away(tmp_path):
-    from autodidact.collect.maze import MazeCollector, bfs_distances
+    from autodidact.workflows.collect.maze import MazeCollector, bfs_distances
 
     collector = MazeCollector(RECIPES["pointmaze-medium-stitch-v0"], max_episode_steps=10)
     rng = np.random.default_rng(0)
@@ -66,7 +68,7 @@ def test_pointmaze_stitch_goal_is_four_cells_away(tmp_path):
 
 
 def test_maze_cell_helpers():
-    from autodidact.collect.maze import bfs_distances, free_cells, is_hallway
+    from autodidact.workflows.collect.maze import bfs_distances, free_cells, is_hallway
 
     maze = np.array(
         [
@@ -81,6 +83,7 @@ def test_maze_cell_helpers():
     assert bfs_distances(maze, (1, 1)) == {(1, 1): 0, (1, 2): 1, (1, 3): 2, (2, 3): 3}
 
 
+@pytest.mark.slow
 def test_cube_single_play_layout(tmp_path):
     train, val = collect("cube-single-play-v0", tmp_path, episodes=2, max_episode_steps=40, progress=False)
     raw = _check_file(train, episodes=2, steps=40, ob_dim=28, act_dim=5)
@@ -90,6 +93,7 @@ def test_cube_single_play_layout(tmp_path):
     assert raw["qpos"].dtype == np.float32
 
 
+@pytest.mark.slow
 def test_puzzle_has_int64_button_states(tmp_path):
     train, _ = collect("puzzle-3x3-play-v0", tmp_path, episodes=1, max_episode_steps=20, progress=False)
     raw = _check_file(train, episodes=1, steps=20, ob_dim=55, act_dim=5)
@@ -97,7 +101,7 @@ def test_puzzle_has_int64_button_states(tmp_path):
 
 
 def test_scene_health_check():
-    from autodidact.collect.manip import scene_is_healthy
+    from autodidact.workflows.collect.manip import scene_is_healthy
 
     qpos = np.zeros((5, 25))
     qpos[:, 14:17] = [0.4, 0.0, 0.02]  # cube on the table, in view
@@ -110,6 +114,7 @@ def test_scene_health_check():
     assert not scene_is_healthy(qpos)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "name, episodes, steps",
     [("pointmaze-medium-navigate-v0", 6, 120), ("cube-single-play-v0", 3, 30)],
@@ -126,6 +131,7 @@ def test_same_bytes_for_any_worker_count(tmp_path, name, episodes, steps):
             assert single[key].tobytes() == double[key].tobytes(), key
 
 
+@pytest.mark.slow
 def test_seed_changes_data_and_episodes_are_prefix_stable(tmp_path):
     def train(seed, episodes):
         out = tmp_path / f"{seed}-{episodes}"
@@ -139,6 +145,7 @@ def test_seed_changes_data_and_episodes_are_prefix_stable(tmp_path):
     assert not np.array_equal(short["observations"], other["observations"])
 
 
+@pytest.mark.slow
 def test_workers_1_restores_global_numpy_state(tmp_path):
     np.random.seed(123)
     expected = np.random.rand()
@@ -147,6 +154,7 @@ def test_workers_1_restores_global_numpy_state(tmp_path):
     assert np.random.rand() == expected
 
 
+@pytest.mark.slow
 def test_maze_collection_leaves_no_model_file_in_the_temp_dir(tmp_path, monkeypatch):
     scratch = tmp_path / "tmp"
     scratch.mkdir()
@@ -155,6 +163,7 @@ def test_maze_collection_leaves_no_model_file_in_the_temp_dir(tmp_path, monkeypa
     assert list(scratch.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_failure_leaves_nothing_behind(tmp_path, monkeypatch):
     real_run_episode = collect_mod._run_episode
 

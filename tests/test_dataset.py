@@ -10,7 +10,7 @@ import pytest
 from ogbench.utils import load_dataset as ogbench_load_dataset
 
 from autodidact.data.dataset import FORMAT_VERSION, LAYOUTS, VERSION_KEY, Dataset, load
-from autodidact.errors import DataError, UserError
+from autodidact.core.errors import DataError, UserError
 
 EP_LENS = (5, 7, 4)  # observations per episode
 

@@ -12,8 +12,8 @@ import pytest
 pytest.importorskip("ogbench")
 
 from autodidact.envs import env_name_for_dataset, make_env, num_tasks, task_names  # noqa: E402
-from autodidact.errors import UserError  # noqa: E402
-from autodidact.evaluate import evaluate  # noqa: E402
+from autodidact.core.errors import UserError  # noqa: E402
+from autodidact.workflows.evaluate import evaluate  # noqa: E402
 
 MAZE = "pointmaze-medium-v0"
 
@@ -50,6 +50,7 @@ def test_make_env_unknown_name_is_a_user_error():
         make_env("nomaze-v0")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd to see open files")
 def test_make_env_leaves_no_model_file_or_descriptor_behind(tmp_path, monkeypatch):
     # OGBench's maze constructor writes its model with mkstemp and keeps the descriptor open.
@@ -127,6 +128,7 @@ class RecordingPolicy(ZeroPolicy):
         return super().act(observations, goals)
 
 
+@pytest.mark.slow
 def test_oracle_beats_zero_and_random_policies():
     kwargs = dict(episodes_per_task=2, seed=0, progress=False, max_episode_steps=400)
     oracle = evaluate(MAZE, OracleMazePolicy(), **kwargs)
@@ -139,6 +141,7 @@ def test_oracle_beats_zero_and_random_policies():
     assert oracle["video"] is None
 
 
+@pytest.mark.slow
 def test_results_depend_only_on_seed():
     kwargs = dict(episodes_per_task=3, tasks=[1, 4], progress=False, max_episode_steps=5)
 
@@ -156,6 +159,7 @@ def test_results_depend_only_on_seed():
     assert starts(seed=4, num_envs=4)[1] != reference
 
 
+@pytest.mark.slow
 def test_oracle_success_is_deterministic():
     # Tight step limit: some episodes succeed and some don't, so equal rates mean something.
     # (the oracle needs ~155-175 steps on tasks 1 and 4 of pointmaze-medium, depending on the start).
@@ -165,6 +169,7 @@ def test_oracle_success_is_deterministic():
     assert first == evaluate(MAZE, OracleMazePolicy(), num_envs=5, **kwargs)
 
 
+@pytest.mark.slow
 def test_reset_is_called_for_every_episode():
     policy = RecordingPolicy()
     evaluate(MAZE, policy, episodes_per_task=3, tasks=[1, 2], num_envs=4, progress=False, max_episode_steps=3)
@@ -172,6 +177,7 @@ def test_reset_is_called_for_every_episode():
     assert sum(int(m.sum()) for m in policy.masks) == 6
 
 
+@pytest.mark.slow
 def test_bad_arguments():
     with pytest.raises(UserError, match="task ids are 1..5"):
         evaluate(MAZE, ZeroPolicy(), episodes_per_task=1, tasks=[6], progress=False)
@@ -180,6 +186,7 @@ def test_bad_arguments():
                  episodes_per_task=2, tasks=[1], progress=False, max_episode_steps=3)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("video_format", ["mp4", "gif"])
 def test_video(tmp_path, video_format):
     import imageio.v2 as imageio
@@ -199,6 +206,7 @@ def test_video(tmp_path, video_format):
     assert all(t["episodes"] == 1 for t in result["tasks"])
 
 
+@pytest.mark.slow
 def test_manipulation_env_in_worker_processes():
     policy = RecordingPolicy()
     policy.act = lambda observations, goals: np.zeros((len(observations), 5))
@@ -221,8 +229,9 @@ class GoalSeeker:
         return actions
 
 
+@pytest.mark.slow
 def test_env_cache_reuses_envs_and_matches_fresh_envs(monkeypatch):
-    from autodidact import evaluate as ev
+    from autodidact.workflows.evaluate import episodes as ev
 
     def run():
         policy = GoalSeeker()

@@ -36,7 +36,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from autodidact.data.dataset import VERSION_KEY, Dataset, load
-from autodidact.errors import DataError, UserError
+from autodidact.core.errors import DataError, UserError
 
 EXAMPLES = int(os.environ.get("AUTODIDACT_FUZZ_EXAMPLES", "60"))
 TIME_BOUND = float(os.environ.get("AUTODIDACT_FUZZ_TIME_BOUND", "10"))  # seconds per load
@@ -331,7 +331,7 @@ def test_fuzz_npy_headers(workdir, shape, descr, fortran, version, payload_len, 
 def checkpoint(workdir):
     import torch
 
-    from autodidact.checkpoint import save_checkpoint
+    from autodidact.workflows.checkpoint import save_checkpoint
     from autodidact.methods.gcbc import GCBC, GCBCConfig
     torch.manual_seed(0)
     method = GCBC(GCBCConfig(batch_size=4, actor_hidden_dims=(8,)), (2,), 2)
@@ -357,7 +357,7 @@ def _new_method():
                ["step", "dir", "format_version", "optimizers", "actor", "state", "param_groups", "sampler"]), c,
                max_size=4), max_leaves=8)))
 def test_fuzz_checkpoint(workdir, checkpoint, target, flips, cut, replace_json):
-    from autodidact.checkpoint import latest_checkpoint, load_checkpoint
+    from autodidact.workflows.checkpoint import latest_checkpoint, load_checkpoint
     root = Path(tempfile.mkdtemp(dir=workdir)) / "ck"
     shutil.copytree(checkpoint, root)
     f = root / target if target == "latest.json" else root / "step_00000001" / target

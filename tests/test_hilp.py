@@ -1,20 +1,19 @@
-"""HILP: losses against the reference's formulas, gradient routing, phi as a temporal distance on a
-folded chain, goal prompting on the point world, the phi figure, resume, the CLI listing."""
-
+"""HILP: its loss against the reference's formulas, term by term through the gradients, its
+defaults, goal prompting as `act`, and phi as a temporal distance on a folded chain. The generic
+checks (update, learning and goal prompting on the point world, the phi figure, resume, listing)
+are in test_methods.py; prompting is in test_prompt.py."""
 
 import numpy as np
 import pytest
 import torch
 
-from autodidact import trainer
+from autodidact.workflows.runs import load_run
+from autodidact.workflows import train as trainer
 from autodidact.data.dataset import Dataset
 from autodidact.methods.hilp import HILP, HILPConfig, normalize
-from clihelp import methods_listing
-from pointenv import assert_resume_matches_uninterrupted, goal_batch, point_play_dataset, rollout_success, settings
+from pointenv import goal_batch, point_play_dataset, settings
+from routing import assert_gradients_route
 
-# Reduced for 2 CPU cores: 2x64 networks, batch 128, lr 1e-3 (the published 3x512 / 1024 / 3e-4
-# needs ~100x the compute to get as far).
-LEARN = ("batch_size=128", "actor_hidden_dims=64,64", "value_hidden_dims=64,64", "lr=1e-3")
 TINY = ("batch_size=32", "actor_hidden_dims=16", "value_hidden_dims=16,16", "skill_dim=4")
 
 
@@ -36,7 +35,9 @@ def test_defaults_are_the_published_ones():
     cfg = HILPConfig()
     assert (cfg.skill_dim, cfg.expectile, cfg.skill_expectile, cfg.skill_temperature) == (32, 0.95, 0.9, 10.0)
     assert cfg.batch_size == 1024 and cfg.value_hidden_dims == (512, 512, 512) and cfg.layer_norm
-    assert (cfg.value_p_curgoal, cfg.value_p_trajgoal, cfg.value_p_randomgoal) == (0.0, 0.625, 0.375)
+    vg = cfg.value_goals
+    assert (vg.p_curgoal, vg.p_trajgoal, vg.p_randomgoal, vg.geom_sample) == (0.0, 0.625, 0.375, True)
+    assert not hasattr(cfg, "actor_goals")  # the skill policy's goals are skills, not relabeled states
     with pytest.raises(Exception, match="skill_expectile"):
         HILPConfig(skill_expectile=1.0)
 
@@ -56,17 +57,19 @@ def test_actor_activation_is_the_references_relu_and_older_runs_keep_gelu(tmp_pa
     run_json = json.loads((run / "run.json").read_text())
     del run_json["config"]["actor_activation"]
     (run / "run.json").write_text(json.dumps(run_json))
-    _, method, _, _ = trainer.load_run(run)
+    _, method, _, _ = load_run(run)
     assert acts(method) == {"GELU"}
 
 
-def test_losses_match_the_reference_formulas():
-    """hilp_gcrl/src/agents/hilp.py, term by term, with the skills fixed."""
-    m, b = _tiny_method(), goal_batch()
+def _reference_terms(m, b, z):
+    """hilp_gcrl/src/agents/hilp.py, term by term, with the skills fixed to z and the reference's
+    stop-gradients: phi's value trains phi only; the skill rewards read phi without gradient; the
+    skill value regresses onto the min target critic; the critic's target uses the skill value
+    without gradient; the actor's AWR advantage carries none."""
     cfg = m.cfg
-    z = normalize(torch.randn(16, 4, generator=torch.Generator().manual_seed(3)))
     s, s2, g, a, r, mask = (b[k] for k in ("observations", "next_observations", "value_goals", "actions",
                                            "rewards", "masks"))
+    n = len(s)
 
     def v(net, x, y):  # [2, B]: -sqrt(max(||phi(x) - phi(y)||^2, 1e-6)) per phi network
         return -torch.sqrt(((net(x) - net(y)) ** 2).sum(-1).clamp_min(1e-6))
@@ -75,59 +78,55 @@ def test_losses_match_the_reference_formulas():
         n1, n2 = v(m.target_phi_net, s2, g)
         q = r + cfg.discount * mask * torch.minimum(n1, n2)
         adv = q - v(m.target_phi_net, s, g).mean(0)
-        v1, v2 = v(m.phi_net, s, g)
         w = torch.where(adv >= 0, cfg.expectile, 1 - cfg.expectile)
-        value = sum((w * (r + cfg.discount * mask * n - vv) ** 2).mean() for n, vv in ((n1, v1), (n2, v2)))
-        loss, _ = m.value_loss(b)
-        torch.testing.assert_close(loss, value)
-
         phi = m.phi_net(torch.cat([s, s2]))[0]
-        rew = ((phi[16:] - phi[:16]) * z).sum(-1)
+        rew = ((phi[n:] - phi[:n]) * z).sum(-1)
         qt = m.target_skill_critic(torch.cat([s, z, a], -1)).min(0).values
-        sv = m.skill_value(torch.cat([s, z], -1))
-        ws = torch.where(qt - sv >= 0, cfg.skill_expectile, 1 - cfg.skill_expectile)
-        skill_value = (ws * (qt - sv) ** 2).mean()
         qtd = rew + cfg.skill_discount * m.skill_value(torch.cat([s2, z], -1))
-        q1, q2 = m.skill_critic(torch.cat([s, z, a], -1))
-        critic = ((q1 - qtd) ** 2 + (q2 - qtd) ** 2).mean()
-        weights = torch.exp((qt - sv) * cfg.skill_temperature).clamp(max=100.0)
-        actor = -(weights * m.actor.log_prob(torch.cat([s, z], -1), a)).mean()
-        losses, info = m.skill_losses(b, z)
-    torch.testing.assert_close(losses["skill_value"], skill_value)
-    torch.testing.assert_close(losses["skill_critic"], critic)
-    torch.testing.assert_close(losses["skill_actor"], actor)
+    v1, v2 = v(m.phi_net, s, g)
+    value = sum((w * (r + cfg.discount * mask * nn - vv) ** 2).mean() for nn, vv in ((n1, v1), (n2, v2)))
+    sv = m.skill_value(torch.cat([s, z], -1))
+    ws = torch.where(qt - sv.detach() >= 0, cfg.skill_expectile, 1 - cfg.skill_expectile)
+    skill_value = (ws * (qt - sv) ** 2).mean()
+    q1, q2 = m.skill_critic(torch.cat([s, z, a], -1))
+    critic = ((q1 - qtd) ** 2 + (q2 - qtd) ** 2).mean()
+    weights = torch.exp((qt - sv.detach()) * cfg.skill_temperature).clamp(max=100.0)
+    mean, log_std = m.actor(torch.cat([s, z], -1))
+    log_prob = (-0.5 * ((a - mean) / log_std.exp()) ** 2 - log_std - 0.5 * np.log(2 * np.pi)).sum(-1)
+    actor = -(weights * log_prob).mean()
+    return {"value": value, "skill_value": skill_value, "skill_critic": critic, "skill_actor": actor}, rew
+
+
+def _fixed_skills(m, n=16):
+    z = normalize(torch.randn(n, 4, generator=torch.Generator().manual_seed(3)))
+    m.sample_skills = lambda count, device: z  # the skills the loss draws
+    return z
+
+
+def test_loss_is_the_sum_of_the_reference_terms():
+    m, b = _tiny_method(), goal_batch()
+    z = _fixed_skills(m)
+    terms, rew = _reference_terms(m, b, z)
+    loss, info = m.loss(b)
+    torch.testing.assert_close(loss, sum(terms.values()))
+    for k, term in terms.items():
+        torch.testing.assert_close(info[f"{k}/loss"], term.detach())
     torch.testing.assert_close(info["skill_critic/reward_mean"], rew.mean())
 
 
 def test_gradients_reach_only_their_networks():
+    """phi learns only from its temporal-distance value (the skill rewards read it under
+    stop-gradient); skill value, skill critic and actor each only from their own term."""
     m, b = _tiny_method(), goal_batch()
     z = m.sample_skills(16, "cpu")
     torch.testing.assert_close(z.norm(dim=-1), torch.ones(16))
-    value_loss, _ = m.value_loss(b)
-    losses, _ = m.skill_losses(b, z)
-    nets = {"phi": m.phi_net, "value": m.skill_value, "critic": m.skill_critic, "actor": m.actor}
-
-    def touched(loss):
-        m.zero_grad(set_to_none=True)
-        loss.backward(retain_graph=True)
-        return {k for k, net in nets.items() if any(p.grad is not None and p.grad.abs().sum() > 0
-                                                     for p in net.parameters())}
-    # phi learns only from its temporal-distance value; the skill rewards read it under stop-gradient.
-    assert touched(value_loss) == {"phi"}
-    assert touched(losses["skill_value"]) == {"value"}
-    assert touched(losses["skill_critic"]) == {"critic"}
-    assert touched(losses["skill_actor"]) == {"actor"}
-    assert all(p.grad is None for p in [*m.target_phi_net.parameters(), *m.target_skill_critic.parameters()])
-
-
-def test_targets_follow_pre_update_networks():
-    m = _tiny_method(tau=0.5)
-    before = {k: [p.detach().clone() for p in getattr(m, k).parameters()] for k in (
-        "phi_net", "skill_critic", "target_phi_net", "target_skill_critic")}
-    m.update(goal_batch())
-    for online, target in (("phi_net", "target_phi_net"), ("skill_critic", "target_skill_critic")):
-        for t, t0, o0 in zip(getattr(m, target).parameters(), before[target], before[online]):
-            torch.testing.assert_close(t, 0.5 * t0 + 0.5 * o0)
+    z = _fixed_skills(m)
+    terms, _ = _reference_terms(m, b, z)
+    loss, _ = m.loss(b)
+    assert_gradients_route(loss, {"phi": (m.phi_net, terms["value"]), "value": (m.skill_value, terms["skill_value"]),
+                                  "critic": (m.skill_critic, terms["skill_critic"]),
+                                  "actor": (m.actor, terms["skill_actor"])},
+                           frozen=[m.target_phi_net, m.target_skill_critic])
 
 
 def test_act_is_goal_prompting():
@@ -165,11 +164,12 @@ def _folded_chain(path, length=24, episodes=40, steps=50, seed=0):
     return pos
 
 
+@pytest.mark.slow
 def test_phi_distances_grow_with_temporal_distance(tmp_path):
     pos = _folded_chain(tmp_path / "chain.npz")
     run = trainer.new_run(settings("hilp", tmp_path, tmp_path / "chain.npz", 300, overrides=(
         "batch_size=128", "actor_hidden_dims=16", "value_hidden_dims=64,64", "lr=1e-3")), argv=["test"])
-    _, m, _, _ = trainer.load_run(run)
+    _, m, _, _ = load_run(run)
     with torch.no_grad():
         phi = m.phi(torch.from_numpy(pos)).numpy()
     n = len(pos)
@@ -183,49 +183,3 @@ def test_phi_distances_grow_with_temporal_distance(tmp_path):
     # The chain's far end (0.3 away in space) is farther in phi than its middle (~1 away in space).
     assert dist[0, -1] > 1.3 * dist[0, n // 2], (dist[0, -1], dist[0, n // 2])
     assert (run / "figures" / "phi.png").stat().st_size > 10_000
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("hilp")
-    data = point_play_dataset(tmp / "point.npz")
-    run = trainer.new_run(settings("hilp", tmp, data, 600, overrides=LEARN, log_every=50), argv=["test"])
-    _, method, _, step = trainer.load_run(run)
-    assert step == 600
-    return run, method
-
-
-def test_goal_prompting_beats_random_policy(trained):
-    from autodidact.methods.base import GoalPolicy
-    _, method = trained
-    learned = rollout_success(GoalPolicy(method).act)
-    rng = np.random.default_rng(0)
-    random = rollout_success(lambda s, g: rng.uniform(-1, 1, s.shape))
-    assert learned > random + 0.4, (learned, random)
-
-
-def test_value_is_minus_learned_steps(trained):
-    """-V(s, g) = ||phi(s) - phi(g)|| grows along a straight line away from g, about one unit per
-    STEP-sized move (the point moves 0.1 per step)."""
-    _, method = trained
-    goal = torch.tensor([[0.5, -0.3]])
-    line = torch.stack([torch.linspace(0.5, -0.7, 13), torch.full((13,), -0.3)], -1)
-    v = method.values(line, goal.expand(13, 2)).numpy()
-    assert _spearman(-v, np.arange(13)) > 0.9, v
-    assert 4.0 < -v[-1] < 40.0, v
-
-
-def test_phi_figure_written(trained):
-    run, _ = trained
-    assert (run / "figures" / "phi.png").stat().st_size > 10_000
-
-
-def test_resume_matches_uninterrupted(tmp_path):
-    a = assert_resume_matches_uninterrupted("hilp", tmp_path, TINY)
-    assert any(k.startswith("target_phi_net.") for k in a) and any(k.startswith("target_skill_critic.") for k in a)
-
-
-def test_listed_by_cli_with_its_prompts(capsys):
-    out = methods_listing(capsys)
-    line = next(line for line in out.splitlines() if line.startswith("hilp "))
-    assert "goal,reward" in line

@@ -1,28 +1,21 @@
-"""HIQL: gradient routing, two-level inference, learning on the point world, resume, presets."""
+"""HIQL: its loss against the reference's three terms through the gradients (only the value trains
+phi, unless low_actor_rep_grad), the length-normalized phi, two-level inference, and subgoal steps
+from the manipulation presets. The generic checks (update, learning on the point world, resume,
+presets, listing) are in test_methods.py."""
 
-import csv
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from autodidact import trainer
-from autodidact.methods.base import GoalPolicy
 from autodidact.methods.hiql import HIQL, HIQLConfig
-from autodidact.presets import preset_for
-from clihelp import methods_listing
-from pointenv import assert_resume_matches_uninterrupted, point_play_dataset, rollout_success
+from autodidact.workflows import train as trainer
+from autodidact.workflows.runs import load_run
+from pointenv import point_play_dataset, settings
+from routing import assert_gradients_route
 
-# Reduced config for 2 CPU cores; subgoals 10 steps ahead since point episodes are short.
-LEARN = ("batch_size=256", "actor_hidden_dims=128,128", "value_hidden_dims=128,128", "subgoal_steps=10")
-TINY = ("batch_size=32", "actor_hidden_dims=32,32", "value_hidden_dims=32,32", "subgoal_steps=5")
-
-
-def _settings(tmp_path, data, steps, out, overrides, **kw):
-    return trainer.TrainSettings(method="hiql", dataset=str(data), out=str(tmp_path / out), steps=steps,
-                                 eval_episodes=0, seed=kw.pop("seed", 0), overrides=overrides,
-                                 progress=False, **kw)
+LOG_2PI = float(np.log(2 * np.pi))
 
 
 def _batch(n=16, obs_dim=3, action_dim=2, seed=0):
@@ -39,43 +32,72 @@ def _batch(n=16, obs_dim=3, action_dim=2, seed=0):
 def _tiny_method(**kw):
     torch.manual_seed(0)
     cfg = HIQLConfig(actor_hidden_dims=(16,), value_hidden_dims=(16,), rep_dim=4, **kw)
-    return HIQL(cfg, (3,), 2)
+    m = HIQL(cfg, (3,), 2)
+    with torch.no_grad():  # target != value, so reads of each are distinguishable
+        for p in m.target_value.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    return m
+
+
+def _log_prob(mean, x):  # unit-std Gaussian (const_std, the reference's default)
+    return (-0.5 * (x - mean) ** 2 - 0.5 * LOG_2PI).sum(-1)
+
+
+def _reference_terms(m, b):
+    """OGBench's hiql.py, term by term, with its stop-gradients: the value is GCIVL's loss on
+    V(s, phi([s; g])) with the target value running the online phi; the low actor does AWR towards
+    phi([s; w]) of the state k steps ahead (stop-gradient into phi unless low_actor_rep_grad) with
+    advantage V(s', w) - V(s, w); the high actor does AWR regression of phi([s; w]) (no gradient)
+    with advantage V(w, g) - V(s, g); advantages read the online value without gradient."""
+    cfg = m.cfg
+    s, s2, vg, lg, hg, ht, a = (b[k] for k in ("observations", "next_observations", "value_goals",
+                                                "low_actor_goals", "high_actor_goals", "high_actor_targets",
+                                                "actions"))
+    r, mask = b["rewards"], b["masks"]
+    with torch.no_grad():
+        n1, n2 = m.target_value(s2, m.phi(s2, vg))
+        t1, t2 = m.target_value(s, m.phi(s, vg))
+        adv = r + cfg.discount * mask * torch.minimum(n1, n2) - (t1 + t2) / 2
+        w = torch.where(adv >= 0, cfg.expectile, 1 - cfg.expectile)
+        low_adv = m.value(s2, m.phi(s2, lg)).mean(0) - m.value(s, m.phi(s, lg)).mean(0)
+        high_adv = m.value(ht, m.phi(ht, hg)).mean(0) - m.value(s, m.phi(s, hg)).mean(0)
+        target_rep = m.phi(s, ht)
+    v1, v2 = m.value(s, m.phi(s, vg))
+    value = sum((w * (r + cfg.discount * mask * n - v) ** 2).mean() for n, v in ((n1, v1), (n2, v2)))
+    rep_low = m.phi(s, lg) if cfg.low_actor_rep_grad else m.phi(s, lg).detach()
+    low = -(torch.clamp(torch.exp(cfg.low_alpha * low_adv), max=100.0)
+            * _log_prob(m.low_actor.mode(torch.cat([s, rep_low], -1)), a)).mean()
+    high = -(torch.clamp(torch.exp(cfg.high_alpha * high_adv), max=100.0)
+             * _log_prob(m.high_actor.mode(torch.cat([s, hg], -1)), target_rep)).mean()
+    return value, low, high
+
+
+@pytest.mark.parametrize("rep_grad", [False, True])
+def test_loss_is_the_sum_of_the_reference_terms(rep_grad):
+    m, b = _tiny_method(low_actor_rep_grad=rep_grad), _batch()
+    value, low, high = _reference_terms(m, b)
+    loss, info = m.loss(b)
+    torch.testing.assert_close(loss, value + low + high)
+    for k, term in (("value/loss", value), ("low_actor/loss", low), ("high_actor/loss", high)):
+        torch.testing.assert_close(info[k], term.detach())
+    assert all(k.split("/")[0] in ("value", "low_actor", "high_actor") for k in info)
 
 
 @pytest.mark.parametrize("rep_grad", [False, True])
 def test_only_the_value_trains_phi_unless_low_actor_rep_grad(rep_grad):
-    m = _tiny_method(low_actor_rep_grad=rep_grad)
-    losses, info = m.losses(_batch())
-    assert all(k.split("/")[0] in ("value", "low_actor", "high_actor") for k in info)
-    # Actor losses never reach the value; the high actor's targets never reach phi.
-    (losses["low_actor"] + losses["high_actor"]).backward(retain_graph=True)
-    assert all(p.grad is None for p in m.value.parameters())
-    phi_grads = [p.grad for p in m.phi.parameters()]
-    if rep_grad:
-        assert any(g is not None and g.abs().sum() > 0 for g in phi_grads)
-    else:
-        assert all(g is None for g in phi_grads)
-    m.zero_grad(set_to_none=True)
-    losses["high_actor"].backward(retain_graph=True)
-    assert all(p.grad is None for p in m.phi.parameters())
-    # The value loss trains phi and the value, never the target or the actors.
-    m.zero_grad(set_to_none=True)
-    losses["value"].backward()
-    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in m.phi.parameters())
-    assert all(p.grad is None for p in [*m.low_actor.parameters(), *m.high_actor.parameters(),
-                                        *m.target_value.parameters()])
+    """Actor terms never reach the value; the high actor's targets never reach phi; the value term
+    trains phi and the value, never the target or the actors."""
+    m, b = _tiny_method(low_actor_rep_grad=rep_grad), _batch()
+    value, low, high = _reference_terms(m, b)
+    loss, _ = m.loss(b)
+    assert_gradients_route(loss, {"phi": (m.phi, value + low if rep_grad else value), "value": (m.value, value),
+                                  "low_actor": (m.low_actor, low), "high_actor": (m.high_actor, high)},
+                           frozen=[m.target_value])
 
 
-def test_target_follows_pre_update_value_and_phi_is_length_normalized():
-    m = _tiny_method(tau=0.5)
-    before_value = [p.detach().clone() for p in m.value.parameters()]
-    with torch.no_grad():
-        for p in m.target_value.parameters():
-            p.add_(1.0)  # make target != value so the Polyak step is visible
-    before_target = [p.detach().clone() for p in m.target_value.parameters()]
+def test_phi_is_length_normalized():
+    m = _tiny_method()
     m.update(_batch())
-    for t, t0, v0 in zip(m.target_value.parameters(), before_target, before_value):
-        torch.testing.assert_close(t, 0.5 * t0 + 0.5 * v0)
     z = m.phi(torch.randn(8, 3), torch.randn(8, 3))
     torch.testing.assert_close(z.norm(dim=-1), torch.full((8,), math.sqrt(4)))
 
@@ -95,74 +117,10 @@ def test_act_is_two_level():
         assert torch.equal(s1, s2) and not torch.equal(s1, a) and s1.abs().max() <= 1
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("hiql")
-    data = point_play_dataset(tmp / "point.npz")
-    run = trainer.new_run(_settings(tmp, data, 1000, "run", LEARN, log_every=10), argv=["test"])
-    _, method, _, step = trainer.load_run(run)
-    assert step == 1000
-    return run, method
-
-
-def test_losses_move_as_they_should(trained):
-    run, _ = trained
-    rows = list(csv.DictReader(open(run / "metrics.csv")))
-    col = lambda k: np.array([float(r[k]) for r in rows])  # noqa: E731
-    value_loss, v_mean, high_mse = col("value/loss"), col("value/v_mean"), col("high_actor/mse")
-    # The TD loss falls fast from its start; later it rises again as values grow towards the
-    # number of steps to the goal (bootstrapped residuals scale with |V|), so compare the early
-    # minimum and check it never returns to its start.
-    assert value_loss[:20].min() < 0.5 * value_loss[0], value_loss[:20]
-    assert value_loss[-1] < value_loss[0], (value_loss[0], value_loss[-1])
-    # Values are (minus) discounted steps to the goal: they fall well below a one-step horizon.
-    assert v_mean[-1] < v_mean[0] - 2.0, (v_mean[0], v_mean[-1])
-    # The high actor regresses phi of the subgoal ever better. (The low actor's action error on this
-    # noisy play data stays near its start, as GCBC's does; its learning shows in the rollouts.)
-    assert high_mse[-1] < 0.7 * high_mse[0], (high_mse[0], high_mse[-1])
-
-
-def test_beats_random_policy(trained):
-    _, method = trained
-    learned = rollout_success(GoalPolicy(method).act)
-    rng = np.random.default_rng(0)
-    random = rollout_success(lambda s, g: rng.uniform(-1, 1, s.shape))
-    assert learned > random + 0.25, (learned, random)
-
-
-def test_value_ranks_states_nearer_the_goal_higher(trained):
-    _, method = trained
-    rng = np.random.default_rng(1)
-    worst = 1.0
-    for _ in range(10):
-        start, goal = rng.uniform(-0.9, 0.9, 2), rng.uniform(-0.9, 0.9, 2)
-        line = np.linspace(0.0, 1.0, 8)[:, None]
-        states = torch.tensor(start + line * (goal - start), dtype=torch.float32)
-        v = method.values(states, torch.tensor(goal, dtype=torch.float32).expand(8, 2)).numpy()
-        # Spearman correlation between progress along the line and value (no ties in progress).
-        ranks = np.argsort(np.argsort(v))
-        rho = np.corrcoef(ranks, np.arange(8))[0, 1]
-        worst = min(worst, rho)
-    assert worst > 0.7, worst
-
-
-def test_resume_matches_uninterrupted(tmp_path):
-    a = assert_resume_matches_uninterrupted("hiql", tmp_path, TINY)
-    assert any(k.startswith("target_value.") for k in a)
-
-
-def test_presets_applied_for_ogbench_names(tmp_path):
-    assert preset_for("pointmaze-medium-navigate-v0", "hiql") == {"high_alpha": 3.0, "low_alpha": 3.0}
-    assert preset_for("data/cube-single-play-v0-val.npz", "hiql")["subgoal_steps"] == 10
-    assert preset_for("puzzle-3x3-play-v0", "hiql")["subgoal_steps"] == 10
-    assert "subgoal_steps" not in preset_for("antmaze-medium-navigate-v0", "hiql")
+def test_manipulation_presets_set_subgoal_steps(tmp_path):
     # A dataset file named like an OGBench manipulation dataset trains with subgoal_steps 10.
     data = point_play_dataset(tmp_path / "scene-play-v0.npz", episodes=3)
-    run = trainer.new_run(_settings(tmp_path, data, 2, "run", TINY[:3]), argv=["x"])
-    _, method, _, _ = trainer.load_run(run)
+    run = trainer.new_run(settings("hiql", tmp_path, data, 2, overrides=(
+        "batch_size=32", "actor_hidden_dims=32,32", "value_hidden_dims=32,32")), argv=["x"])
+    _, method, _, _ = load_run(run)
     assert method.cfg.subgoal_steps == 10 and method.cfg.expectile == 0.7
-
-
-def test_listed_by_cli(capsys):
-    out = methods_listing(capsys)
-    assert "hiql" in out

@@ -84,6 +84,7 @@ def _one_line_error(res, *needles):
     return lines[0]
 
 
+@pytest.mark.slow
 def test_info_fields(runs):
     res = runs["info"]
     assert res.returncode == 0, res.stderr
@@ -102,6 +103,7 @@ def test_info_fields(runs):
     assert f["coverage"] == "0.010 of 20x20 grid over dims 0-1 bounding box"
 
 
+@pytest.mark.slow
 def test_info_regular_layout_and_grid(runs):
     res = runs["grid4"]
     assert res.returncode == 0, res.stderr
@@ -112,6 +114,7 @@ def test_info_regular_layout_and_grid(runs):
     assert f["actions"].endswith("labeled 6/6")
 
 
+@pytest.mark.slow
 def test_info_action_free(runs):
     res = runs["free"]
     assert res.returncode == 0, res.stderr
@@ -121,25 +124,30 @@ def test_info_action_free(runs):
     assert f["transitions"] == "6  (8 stored states)"
 
 
+@pytest.mark.slow
 def test_info_corrupt_file(runs):
     _one_line_error(runs["corrupt"], runs["dir"] / "corrupt.npz")
     assert runs["corrupt"].stdout == ""
 
 
+@pytest.mark.slow
 def test_info_nan_names_field_and_index(runs):
     _one_line_error(runs["nan"], runs["dir"] / "nan.npz", "'observations'", "index 6")
 
 
+@pytest.mark.slow
 def test_info_missing_file(runs):
     _one_line_error(runs["missing"], runs["dir"] / "nope.npz", "not found")
 
 
+@pytest.mark.slow
 def test_train_unknown_method(runs):
     line = _one_line_error(runs["method"], "nope", "valid methods:")
     assert "gcbc" in line.split("valid methods:")[1]
     assert not (runs["dir"] / "y").exists()
 
 
+@pytest.mark.slow
 def test_train_unknown_config_key(runs):
     line = _one_line_error(runs["key"], "unknown_key", "valid keys:")
     valid = line.split("valid keys:")[1]
@@ -150,7 +158,7 @@ def test_train_unknown_config_key(runs):
 # ==================================================================== in-process summaries
 def test_info_with_no_labeled_transitions(tmp_path, capsys):
     """Actions stored but none labeled (all-False action_mask, or single-state episodes only)."""
-    from autodidact.data.info import print_info
+    from autodidact.workflows.info import print_info
 
     n = len(XY)
     obs = np.concatenate([XY, np.zeros((n, 1), np.float32)], axis=1)
@@ -171,7 +179,7 @@ def test_info_with_no_labeled_transitions(tmp_path, capsys):
 def test_maze_coverage_counts_free_cells(tmp_path):
     """A known maze: coverage is the share of the maze's free cells the x-y positions visit."""
     pytest.importorskip("ogbench")  # registers the maze env ids
-    from autodidact.data.info import summarize
+    from autodidact.workflows.info import summarize
     from autodidact.envs import make_env
 
     env = make_env("pointmaze-medium-v0")  # reclaims the model file the maze constructor leaks

@@ -14,8 +14,8 @@ import pytest
 pytest.importorskip("ogbench")
 
 from autodidact.envs import make_env  # noqa: E402
-from autodidact.errors import UserError  # noqa: E402
-from autodidact.evaluate import Perturbation, evaluate  # noqa: E402
+from autodidact.core.errors import UserError  # noqa: E402
+from autodidact.workflows.evaluate import Perturbation, evaluate  # noqa: E402
 
 MAZE = "pointmaze-medium-v0"
 CUBE = "cube-single-v0"
@@ -76,6 +76,7 @@ class MazeOracle:
         return actions
 
 
+@pytest.mark.slow
 def test_maze_agent_is_teleported_at_its_step():
     policy = Recorder(2)
     result = evaluate(MAZE, policy, episodes_per_task=1, tasks=[1, 2], num_envs=2, progress=False,
@@ -90,6 +91,7 @@ def test_maze_agent_is_teleported_at_its_step():
     assert all(t["perturbed"] == 1.0 and t["success"] == 0.0 for t in result["tasks"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("target", ["object", "arm", "both"])
 def test_cube_and_arm_are_displaced_at_their_step(target):
     policy = Recorder(5)
@@ -106,6 +108,7 @@ def test_cube_and_arm_are_displaced_at_their_step(target):
         assert 0.3 <= xyz[0] <= 0.55 and -0.3 <= xyz[1] <= 0.3 and abs(xyz[2] - 0.02) < 0.005, xyz
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("env_name, target, action_dim, dims", [
     ("puzzle-3x3-v0", "object", 5, slice(None)),  # a button press: button states flip
     ("scene-v0", "both", 5, slice(None)),
@@ -120,6 +123,7 @@ def test_other_env_families(env_name, target, action_dim, dims):
     assert result["tasks"][0]["perturbed"] == 1.0
 
 
+@pytest.mark.slow
 def test_results_depend_only_on_the_seed():
     # Default window (10%-30% of a 180-step limit): the oracle is displaced mid-way, and the limit
     # is tight enough that some episodes fail; recovery_steps means depend on every draw.
@@ -135,6 +139,7 @@ def test_results_depend_only_on_the_seed():
     assert run(num_envs=6, seed=3) != first
 
 
+@pytest.mark.slow
 def test_perturbation_separates_retrying_from_open_loop():
     kwargs = dict(episodes_per_task=4, tasks=[1, 4], seed=0, progress=False, max_episode_steps=250)
     for policy in (MazeOracle, lambda: MazeOracle(open_loop=True)):  # both succeed unperturbed
@@ -155,6 +160,7 @@ def test_perturbation_separates_retrying_from_open_loop():
     assert 0 < tight["overall_success"] < 1
 
 
+@pytest.mark.slow
 def test_video_shows_the_perturbation(tmp_path):
     import imageio.v2 as imageio
 

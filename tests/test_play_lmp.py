@@ -1,27 +1,23 @@
-"""Play-LMP and Play-GCBC: the mixture action head, the latent plan on two behaviours, goal reaching
-on the point world, test-time replanning, resume, and the plan-latent figure."""
+"""Play-LMP and Play-GCBC: the mixture action head, the latent plan on two behaviours, test-time
+replanning, hindsight windows and their labels, config errors. The generic checks (update, goal
+reaching on the point world, the plan-latent figure, resume, listing) are in test_methods.py."""
 
-import json
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from autodidact import trainer
 from autodidact.data.dataset import Dataset
 from autodidact.data.sampler import WindowSampler
-from autodidact.errors import UserError
+from autodidact.core.errors import UserError
 from autodidact.methods.play_gcbc import PlayGCBC, PlayGCBCConfig
-from autodidact.methods.play_lmp import PlayLMP, PlayLMPConfig, gaussian_kl, window_labels
+from autodidact.envs.layouts import window_labels
+from autodidact.methods.play_lmp import PlayLMP, PlayLMPConfig, gaussian_kl
 from autodidact.nn import GaussianActor, LogisticMixtureActor, gaussian_log_prob
-from clihelp import methods_listing
-from pointenv import assert_resume_matches_uninterrupted, point_play_dataset, rollout_success, settings
+from autodidact.workflows.runtime import to_tensors
+from pointenv import assert_resume_matches_uninterrupted, point_play_dataset
 
-# Reduced configs for 2 CPU cores: small networks, windows of 8-16 steps and a high learning rate
-# so the point world is learned in a few hundred steps.
-SMALL = ("batch_size=32", "window=16", "window_min=8", "actor_hidden_dims=128,128", "num_mixtures=5", "lr=1e-2")
-LMP_SMALL = SMALL + ("latent_dim=16", "recognizer_hidden=64", "recognizer_layers=1", "proposal_hidden_dims=128,128")
 TINY = ("batch_size=4", "window=8", "window_min=4", "actor_hidden_dims=16", "num_mixtures=3")
 LMP_TINY = TINY + ("latent_dim=4", "recognizer_hidden=8", "recognizer_layers=1", "proposal_hidden_dims=16")
 
@@ -102,7 +98,7 @@ def _train_two_behaviours(beta, steps=300):
     sampler = m.make_sampler(ds, seed=0)
     history = []
     for _ in range(steps):
-        info = m.update(trainer.to_tensors(sampler.sample(cfg.batch_size), "cpu"))
+        info = m.update(to_tensors(sampler.sample(cfg.batch_size), "cpu"))
         history.append((float(info["actor/nll"]), float(info["plan/kl"])))
     # Every episode is exactly one window: recognise each, grouped by behaviour.
     windows = torch.as_tensor(ds.observations.reshape(len(kinds), LOOP + 1, 2))
@@ -125,6 +121,7 @@ def two_behaviours():
     return _train_two_behaviours(beta=0.01)
 
 
+@pytest.mark.slow
 def test_latent_separates_two_behaviours_and_losses_move(two_behaviours):
     m, history, z, kinds, windows, actions = two_behaviours
     nll, kl = history[:, 0], history[:, 1]
@@ -144,6 +141,7 @@ def test_latent_separates_two_behaviours_and_losses_move(two_behaviours):
     assert own < other - 5.0, (own, other)
 
 
+@pytest.mark.slow
 def test_plans_drawn_from_the_proposal_reproduce_both_behaviours(two_behaviours):
     """z ~ p(z | s_0, g) then the decoder, for a quarter loop: some plans go clockwise, others
     anticlockwise, and (almost) none averages the two into a move towards the centre."""
@@ -165,6 +163,7 @@ def test_plans_drawn_from_the_proposal_reproduce_both_behaviours(two_behaviours)
     assert anticlockwise > 0.2 and clockwise > 0.2 and anticlockwise + clockwise > 0.8, (anticlockwise, clockwise)
 
 
+@pytest.mark.slow
 def test_a_large_beta_collapses_the_latent(two_behaviours):
     """With the KL weighted heavily the posterior falls back onto the prior and no longer tells the
     behaviours apart: the KL term regularises as it should."""
@@ -180,38 +179,6 @@ def test_gaussian_kl_matches_torch():
     D = torch.distributions
     expected = D.kl_divergence(D.Normal(qm, qs), D.Normal(pm, ps)).sum(-1)
     torch.testing.assert_close(gaussian_kl(qm, qs, pm, ps), expected)
-
-
-# ------------------------------------------------------------------ point world, through the trainer
-@pytest.fixture(scope="module")
-def point_runs(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("play")
-    data = point_play_dataset(tmp / "point.npz")
-    runs = {}
-    for method, overrides in (("play-gcbc", SMALL), ("play-lmp", LMP_SMALL)):
-        run = trainer.new_run(settings(method, tmp, data, 300, out=method, overrides=overrides), argv=["test"])
-        runs[method] = (run, trainer.load_run(run)[1])
-    return runs
-
-
-@pytest.mark.parametrize("method", ["play-gcbc", "play-lmp"])
-def test_beats_random_policy_on_point_world(point_runs, method):
-    _, trained = point_runs[method]
-    learned = rollout_success(trained.make_policy(temperature=0.0, seed=0).act)
-    rng = np.random.default_rng(0)
-    random = rollout_success(lambda s, g: rng.uniform(-1, 1, s.shape))
-    assert learned > random + 0.25, (learned, random)
-
-
-def test_plan_latent_figure_is_written(point_runs):
-    run, _ = point_runs["play-lmp"]
-    png = run / "figures" / "plan_latents.png"
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    stats = json.loads((run / "figures" / "plan_latents.json").read_text())
-    assert stats["windows"] > 100 and 0.0 <= stats["knn5_label_accuracy"] <= 1.0
-    # Point play labels its windows by direction of travel; plans of the same direction cluster.
-    assert stats["knn5_label_accuracy"] > stats["majority_label_share"] + 0.2, stats
-    assert not (point_runs["play-gcbc"][0] / "figures").exists()
 
 
 # ------------------------------------------------------------------ replanning policy
@@ -301,14 +268,8 @@ def test_windows_longer_than_every_episode_are_a_user_error(tmp_path):
         Dataset.load(data), seed=0), WindowSampler)
 
 
-# ------------------------------------------------------------------ resume, CLI
-@pytest.mark.parametrize("method,overrides", [("play-gcbc", TINY), ("play-lmp", LMP_TINY)])
-def test_resume_matches_uninterrupted(tmp_path, method, overrides):
-    a = assert_resume_matches_uninterrupted(method, tmp_path, overrides)
-    if method == "play-lmp":
-        assert any(k.startswith("recognizer.gru.") for k in a) and any(k.startswith("proposal.") for k in a)
-
-
-def test_listed_by_cli(capsys):
-    out = methods_listing(capsys)
-    assert "play-lmp" in out and "play-gcbc" in out
+# ------------------------------------------------------------------ resume
+def test_resume_matches_uninterrupted_with_every_window_length(tmp_path):
+    """test_methods.py resumes windows of 4-8 steps; here every window has the same length, so
+    the recognizer runs its unpacked path, and the plan draws still resume exactly."""
+    assert_resume_matches_uninterrupted("play-lmp", tmp_path, LMP_TINY + ("window_min=8",))

@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from autodidact import trainer
-from autodidact.errors import UserError
+from autodidact.workflows.runs import load_run
+from autodidact.workflows import runtime
+from autodidact.workflows import train as trainer
+from autodidact.core.errors import UserError
 from autodidact.methods.base import GoalPolicy
 from autodidact.nn import MLP, GaussianActor, GCValue
 from pointenv import point_play_dataset, rollout_success, settings
@@ -37,6 +39,7 @@ def test_hidden_layers_bf16_outputs_float32():
     assert not torch.all(big == big.round())  # bfloat16 would round -50.x to a multiple of 0.25
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method, overrides", [
     ("gcbc", ["batch_size=128", "actor_hidden_dims=64,64", "lr=1e-3"]),
     ("gcivl", ["batch_size=128", "actor_hidden_dims=64,64", "value_hidden_dims=64,64", "lr=1e-3", "alpha=3.0"]),
@@ -48,7 +51,7 @@ def test_bf16_learns_as_well_as_float32_and_keeps_float32_state(tmp_path, method
         run = trainer.new_run(settings(method, tmp_path, data, 500, out=precision, overrides=overrides,
                                        precision=precision), argv=["test"])
         assert json.loads((run / "run.json").read_text())["precision"] == precision
-        _, trained, _, _ = trainer.load_run(run)
+        _, trained, _, _ = load_run(run)
         assert all(p.dtype == torch.float32 for p in trained.parameters())
         success[precision] = rollout_success(GoalPolicy(trained).act)
     random = rollout_success(lambda s, g: np.random.default_rng(0).uniform(-1, 1, s.shape))
@@ -78,12 +81,12 @@ def test_unknown_precision_is_one_line_error(tmp_path):
 def test_emulated_bf16_is_warned_about_once_per_start(tmp_path, monkeypatch, capsys):
     data = point_play_dataset(tmp_path / "point.npz", episodes=2)
     cpu = torch.device("cpu")
-    monkeypatch.setattr(trainer.platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(runtime.platform, "machine", lambda: "x86_64")
     for native in (False, True):
         monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native)
         monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
-        assert trainer.native_bf16(cpu) is native
-        assert trainer.precision_warning(cpu, "float32") is None
+        assert runtime.native_bf16(cpu) is native
+        assert runtime.precision_warning(cpu, "float32") is None
         trainer.new_run(settings("gcbc", tmp_path, data, 2, out=f"native{native}", precision="bf16"), argv=["x"])
         warnings = [line for line in capsys.readouterr().err.splitlines() if "emulated" in line]
         if native:

@@ -9,11 +9,13 @@ import pytest
 import torch
 
 import autodidact
-from autodidact import cli, trainer
+from autodidact import cli
+from autodidact.workflows import train as trainer
 from autodidact.data.dataset import Dataset
-from autodidact.errors import UserError
+from autodidact.core.errors import UserError
 from autodidact.methods.hilp import HILP, HILPConfig
-from autodidact.prompt import infer_reward_skill, midpoint_subgoal, singletask_env_name, task_rewards
+from autodidact.envs.rewards import singletask_env_name, task_rewards
+from autodidact.workflows.prompt.hilp import infer_reward_skill, midpoint_subgoal
 from pointenv import STEP, point_play_dataset, settings
 
 # Reduced for 2 CPU cores, and a 4-d phi for this 2-d world: with the published 32 dims, the
@@ -65,6 +67,7 @@ def _rollout(policy, starts, horizon=40):
     return s
 
 
+@pytest.mark.slow
 def test_reward_prompt_reaches_the_rewarded_region(point_model):
     """A task-like reward (0 near a corner, -1 elsewhere) on dataset states, fitted onto phi, gives a
     skill that drives the point from random starts into the rewarded corner."""
@@ -80,6 +83,7 @@ def test_reward_prompt_reaches_the_rewarded_region(point_model):
     assert learned > random + 0.5, (learned, random)
 
 
+@pytest.mark.slow
 def test_goal_prompt_api(point_model):
     goal = np.array([0.5, 0.5], np.float32)
     policy = point_model.prompt(goal=goal)
@@ -116,6 +120,7 @@ def test_goal_only_methods_refuse_reward_prompts(tmp_path):
         model.prompt(goal=np.zeros(2), plan=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("env_name", ["pointmaze-medium-singletask-task1-v0", "cube-single-singletask-task2-v0"])
 def test_task_rewards_match_the_single_task_env(env_name):
     """Our rewards for stored states equal the env's own step rewards from those states (the
@@ -153,7 +158,7 @@ def test_singletask_names():
 
 @pytest.fixture(scope="module")
 def maze_run(tmp_path_factory):
-    from autodidact.collect import collect
+    from autodidact.workflows.collect import collect
     tmp = tmp_path_factory.mktemp("maze")
     train, _ = collect("pointmaze-medium-navigate-v0", tmp / "data", episodes=2, max_episode_steps=200, progress=False)
     run = trainer.new_run(settings("hilp", tmp, train, 20, overrides=TINY), argv=["x"])
@@ -166,6 +171,7 @@ def _cli(capsys, *args):
     return code, out.out, out.err
 
 
+@pytest.mark.slow
 def test_cli_prompt_end_to_end(maze_run, capsys):
     tmp, run = maze_run
     code, out, err = _cli(capsys, run, "--goal", "all")
@@ -203,6 +209,7 @@ def test_cli_prompt_end_to_end(maze_run, capsys):
     assert len(result["prompt"]["skill"]) == 4
 
 
+@pytest.mark.slow
 def test_cli_prompt_user_errors_are_one_line(maze_run, capsys, tmp_path):
     _, run = maze_run
     for args, message in (([run, "--reward-task", "9"], "task ids are 1..5"),

@@ -1,19 +1,11 @@
-"""QRL: the IQE against the reference's formulation, learning on the point world, resume, presets."""
+"""QRL: the IQE against the reference's formulation, the quasimetric's properties, its config checks
+and variants. The generic checks (update, learning on the point world, resume, presets, listing)
+are in test_methods.py."""
 
-import csv
-
-import numpy as np
 import pytest
 import torch
 
-from autodidact import trainer
-from autodidact.methods.base import GoalPolicy
 from autodidact.methods.qrl import QRL, iqe_components
-from autodidact.presets import preset_for
-from clihelp import methods_listing
-from pointenv import assert_resume_matches_uninterrupted, point_play_dataset, rollout_success
-
-SMALL = ("batch_size=256", "actor_hidden_dims=128,128", "value_hidden_dims=128,128", "latent_dim=64")
 
 
 def reference_iqe(x, y, k):
@@ -61,75 +53,14 @@ def test_quasimetric_properties():
     assert not torch.allclose(dab, m.distance(b, a))      # asymmetric in general
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("qrl")
-    data = point_play_dataset(tmp / "point.npz")
-    run = trainer.new_run(trainer.TrainSettings(method="qrl", dataset=str(data), out=str(tmp / "run"), steps=800,
-                                                eval_episodes=0, seed=0, log_every=50, overrides=SMALL,
-                                                progress=False), argv=["test"])
-    _, method, _, step = trainer.load_run(run)
-    assert step == 800
-    return run, method
-
-
-def test_losses_move(trained):
-    run, _ = trained
-    rows = list(csv.DictReader(open(run / "metrics.csv")))
-    first, last = rows[0], rows[-1]
-    # Distances to random goals grow much faster than one-step distances (the point world's random
-    # goals are about 10 steps away on average), the dual variable rises while the one-step
-    # constraint is violated (at lr 3e-4 it needs far more than 800 steps to enforce it fully),
-    # and the latent dynamics model fits.
-    ratio = lambda r: float(r["value/d_neg_mean"]) / float(r["value/d_pos_mean"])
-    assert float(last["value/d_neg_mean"]) > 3 * float(first["value/d_neg_mean"])
-    assert ratio(last) > 1.5 * ratio(first)
-    assert float(last["value/d_neg_loss"]) < float(first["value/d_neg_loss"])
-    assert float(last["value/d_pos_loss"]) > QRL.Config.eps and float(last["value/lam"]) > 1.2
-    assert float(last["dynamics/loss"]) < 0.5 * float(first["dynamics/loss"])
-
-
-def test_beats_random_policy(trained):
-    _, method = trained
-    learned = rollout_success(GoalPolicy(method).act)
-    rng = np.random.default_rng(0)
-    random = rollout_success(lambda s, g: rng.uniform(-1, 1, s.shape))
-    assert learned > random + 0.25, (learned, random)
-
-
-def test_value_ranks_states_nearer_the_goal_higher(trained):
-    _, method = trained
-    with torch.no_grad():
-        for goal in ([0.7, 0.6], [-0.6, 0.5], [0.2, -0.7]):
-            g = torch.tensor(goal)
-            start = -g
-            frac = torch.linspace(0, 1, 12)[:, None]
-            states = start + frac * (g - start)                  # a line from -g to g
-            v = method.value(states, g.expand_as(states)).numpy()
-            ranks = np.argsort(np.argsort(v))
-            spearman = np.corrcoef(ranks, np.arange(len(v)))[0, 1]
-            assert spearman > 0.9, (goal, v)
-
-
-def test_resume_matches_uninterrupted(tmp_path):
-    a = assert_resume_matches_uninterrupted("qrl", tmp_path, ("batch_size=64", "actor_hidden_dims=32,32", "value_hidden_dims=32,32", "latent_dim=16"), steps=60, every=20)
-    assert "log_lam" in a and "iqe_alpha_logit" in a
-
-
-def test_presets_and_listing(capsys):
-    assert preset_for("pointmaze-medium-navigate-v0", "qrl") == {"alpha": 0.0003}
-    assert preset_for("data/cube-single-play-v0-val.npz", "qrl") == {"alpha": 0.3}
-    assert preset_for("something-else.npz", "qrl") == {}
-    out = methods_listing(capsys)
-    assert any(line.startswith("qrl ") for line in out.splitlines())
-
-
 def test_config_errors_are_one_line():
-    from autodidact.errors import UserError
+    from autodidact.core.errors import UserError
     with pytest.raises(UserError, match="latent_dim.*multiple of dim_per_component"):
         QRL.Config(latent_dim=100)
     with pytest.raises(UserError, match="actor_loss"):
         QRL.Config(actor_loss="sac")
+    with pytest.raises(UserError, match="latent_dim.*must be even for MRN"):
+        QRL.Config(quasimetric_type="mrn", latent_dim=15, dim_per_component=1)
 
 
 @pytest.mark.parametrize("overrides", [{"actor_loss": "awr"}, {"quasimetric_type": "mrn"},

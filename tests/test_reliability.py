@@ -27,10 +27,12 @@ import numpy as np
 import pytest
 import torch
 
-from autodidact import cli, trainer
-from autodidact.checkpoint import latest_checkpoint, load_checkpoint, prune_checkpoints, save_checkpoint
+from autodidact.workflows.runs import build_method, load_run
+from autodidact import cli
+from autodidact.workflows import train as trainer
+from autodidact.workflows.checkpoint import latest_checkpoint, load_checkpoint, prune_checkpoints, save_checkpoint
 from autodidact.data.dataset import load as load_dataset
-from autodidact.errors import DataError, UserError
+from autodidact.core.errors import DataError, UserError
 from clihelp import ForkedCLI
 from pointenv import point_play_dataset
 
@@ -112,6 +114,7 @@ class _Marker:
         return (os.makedirs, (self.marker, 0o777, True))
 
 
+@pytest.mark.slow
 def test_object_npz_refused_by_cli_nothing_runs(tmp_path, point_data, capsys):
     marker = tmp_path / "RAN"
     raw = dict(np.load(point_data))
@@ -152,13 +155,13 @@ def test_pickled_checkpoint_refused_nothing_runs(tmp_path, tiny_run, attack):
         torch.save({"w": _Marker(marker)}, ckpt / "model.safetensors")
     run_cfg = json.loads((run / "run.json").read_text())
     with pytest.raises(UserError, match="corrupt checkpoint") as ei:
-        load_checkpoint(ckpt, trainer.build_method(run_cfg))
+        load_checkpoint(ckpt, build_method(run_cfg))
     assert "\n" not in str(ei.value) and str(ckpt) in str(ei.value)
     if attack.startswith("optim"):
-        trainer.load_run(run)  # eval reads weights only; the bad optimizer file is never opened
+        load_run(run)  # eval reads weights only; the bad optimizer file is never opened
     else:
         with pytest.raises(UserError, match="corrupt checkpoint"):
-            trainer.load_run(run)
+            load_run(run)
     assert not marker.exists()
     # Not vacuous: loading that file with pickle does run code.
     victim = ckpt / ("model.pt" if attack == "model_pt_only" else
@@ -172,6 +175,7 @@ def test_pickled_checkpoint_refused_nothing_runs(tmp_path, tiny_run, attack):
     assert marker.exists()
 
 
+@pytest.mark.slow
 def test_pickled_checkpoint_refused_through_cli(tmp_path, tiny_run):
     run = _copy_run(tiny_run, tmp_path / "run")
     marker = tmp_path / "RAN"
@@ -222,6 +226,7 @@ def _kill(proc, stats):
     return delivered
 
 
+@pytest.mark.slow
 def test_sigkill_during_collect_leaves_only_complete_datasets(tmp_path, point_data):
     rng = random.Random(KILL_SEED)
     stats = dict(kills_delivered=0, finished_before_kill=0, datasets_checked=0, leftover_temp_files=0,
@@ -250,7 +255,7 @@ def test_sigkill_during_collect_leaves_only_complete_datasets(tmp_path, point_da
 def _check_run_dir(run, stats):
     """After a kill: every checkpoint loads, latest.json names a complete one, metrics rows parse."""
     run_cfg = json.loads((run / "run.json").read_text())
-    method = trainer.build_method(run_cfg)
+    method = build_method(run_cfg)
     ck = run / "checkpoints"
     steps = []
     for d in sorted(ck.glob("step_*")):
@@ -279,6 +284,7 @@ def _check_run_dir(run, stats):
     return max(steps, default=0)
 
 
+@pytest.mark.slow
 def test_sigkill_during_train_then_resume(tmp_path, point_data):
     """Kill `train` (checkpointing every step) and each `--resume` of it at seeded random moments;
     after every kill all files must be complete, and a final plain `--resume` must exit 0."""
@@ -341,6 +347,7 @@ def _finish(run, steps, stats):
     stats["runs_resumed_ok"] += 1
 
 
+@pytest.mark.slow
 def test_collect_pair_train_file_always_has_its_val_twin(tmp_path):
     """Deterministic kill between the two renames of `collect` (the random kills rarely land there).
 
@@ -400,11 +407,11 @@ def test_enospc_while_checkpointing_keeps_previous(tmp_path, tiny_run, monkeypat
     """safetensors reports a full disk as SafetensorError('... (os error 28)'), not OSError."""
     from safetensors import SafetensorError
 
-    import autodidact.checkpoint as ckmod
+    import autodidact.workflows.checkpoint as ckmod
     run = _copy_run(tiny_run, tmp_path / "run")
     ck = run / "checkpoints"
     run_cfg = json.loads((run / "run.json").read_text())
-    method = trainer.build_method(run_cfg)
+    method = build_method(run_cfg)
     state = load_checkpoint(latest_checkpoint(ck), method)
     latest_before = (ck / "latest.json").read_bytes()
 
@@ -421,7 +428,7 @@ def test_enospc_while_checkpointing_keeps_previous(tmp_path, tiny_run, monkeypat
 
 
 def test_permission_denied_and_missing_dirs_in_process(tmp_path, monkeypatch):
-    from autodidact import io as adio
+    from autodidact.core import io as adio
 
     def denied(*a, **k):
         raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
@@ -477,7 +484,7 @@ def _files_complete(root):
     for p in root.rglob("*.npz"):
         load_dataset(p)
     if (root / "run.json").exists():
-        method = trainer.build_method(json.loads((root / "run.json").read_text()))
+        method = build_method(json.loads((root / "run.json").read_text()))
         for d in (root / "checkpoints").glob("step_*"):
             load_checkpoint(d, method)
         if (root / "checkpoints" / "latest.json").exists():
@@ -485,21 +492,37 @@ def _files_complete(root):
 
 
 
+DISK_FULL_TRAIN = ["train", "--method", "gcbc", "--steps", "8", "--log-every", "1", "--checkpoint-every", "1",
+                   "--eval-episodes", "0", "--no-progress", *TINY]
+PAGE = 4096  # tmpfs allocates whole pages
+
+
+@pytest.fixture(scope="module")
+def disk_full_footprint(tmp_path_factory, point_data):
+    """Bytes (whole pages) that the files of the disk-full test's run take once it completes: the
+    same command, run in this process on an ordinary disk. A tmpfs any smaller cannot hold them."""
+    out = tmp_path_factory.mktemp("footprint") / "run"
+    assert cli.main([*DISK_FULL_TRAIN, "--dataset", str(point_data), "--out", str(out)]) == 0
+    return sum(-(-p.stat().st_size // PAGE) * PAGE for p in out.rglob("*") if p.is_file())
+
+
+@pytest.mark.slow
 @needs_ns
-@pytest.mark.parametrize("size", ["8k", "16k", "24k", "64k"])
-def test_real_disk_full_train(tmp_path, point_data, size):
-    """A tiny tmpfs fills up at different points: run files (8k), the first event/metrics writes
-    (~12-16k), the first checkpoint (24k), a later checkpoint (64k). Sizes measured on this machine."""
+@pytest.mark.parametrize("fraction", [0.1, 0.35, 0.6, 0.9])
+def test_real_disk_full_train(tmp_path, point_data, disk_full_footprint, fraction):
+    """A tmpfs too small for the finished run fills up at different points (the run files, the
+    first metrics and events, the first checkpoint, a later one): whichever write fails, the error is
+    one line and every file left behind is complete."""
+    size_k = max(1, int(fraction * disk_full_footprint) // PAGE) * PAGE // 1024
     mnt, keep = tmp_path / "full", tmp_path / "kept"
     mnt.mkdir()
-    proc = _in_namespace(f"mount -t tmpfs -o size={size} tmpfs {mnt}", "train", "--method", "gcbc",
-                         "--dataset", str(point_data), "--out", str(mnt / "run"), "--steps", "8",
-                         "--log-every", "1", "--checkpoint-every", "1", "--eval-episodes", "0", "--no-progress",
-                         *TINY, after=f"cp -a {mnt}/. {keep}")
+    proc = _in_namespace(f"mount -t tmpfs -o size={size_k}k tmpfs {mnt}", *DISK_FULL_TRAIN,
+                         "--dataset", str(point_data), "--out", str(mnt / "run"), after=f"cp -a {mnt}/. {keep}")
     _assert_one_line_error(proc.returncode, proc.stderr, "no space left on device")
     _files_complete(keep / "run")
 
 
+@pytest.mark.slow
 @needs_ns
 def test_real_disk_full_collect(tmp_path):
     mnt, keep = tmp_path / "full", tmp_path / "kept"
@@ -532,6 +555,7 @@ def _readonly(tmp_path):
     return d, _readonly_setup(d)
 
 
+@pytest.mark.slow
 def test_readonly_output_collect(tmp_path):
     d, setup = _readonly(tmp_path)
     proc = _in_namespace(setup, "collect", NAME, "--out", str(d / "D"), "--episodes", "1", "--no-progress")
@@ -539,6 +563,7 @@ def test_readonly_output_collect(tmp_path):
     assert not list(d.iterdir())
 
 
+@pytest.mark.slow
 def test_readonly_output_train(tmp_path, point_data):
     d, setup = _readonly(tmp_path)
     proc = _in_namespace(setup, "train", "--method", "gcbc", "--dataset", str(point_data), "--out",
@@ -583,9 +608,14 @@ CONFIG_CASES = [
     ("discount=1", ["config key 'discount'", "must be in [0, 1)"]),
     ("actor_hidden_dims=32,0", ["config key 'actor_hidden_dims'", "positive width"]),
     ("actor_hidden_dims=", ["config key 'actor_hidden_dims'", "positive width"]),
-    ("actor_p_randomgoal=1.5", ["config key 'actor_p_randomgoal'", "must be in [0, 1]"]),
-    ("value_p_curgoal=-0.1", ["config key 'value_p_curgoal'", "must be in [0, 1]"]),
-    ("actor_p_curgoal=0.5", ["config key 'actor_p_*goal'", "must sum to 1", "got 1.5"]),
+    ("actor_goals.p_randomgoal=1.5", ["config key 'actor_goals.p_randomgoal'", "must be in [0, 1]", "got 1.5"]),
+    ("actor_goals.p_curgoal=-0.1", ["config key 'actor_goals.p_curgoal'", "must be in [0, 1]"]),
+    ("actor_goals.p_curgoal=0.5", ["config key 'actor_goals.p_*goal'", "must sum to 1", "got 1.5"]),
+    ("actor_goals.nope=1", ["unknown config key 'actor_goals.nope'"]),
+    ("actor_goals=0.5", ["config key 'actor_goals' is a group of settings", "actor_goals.p_curgoal="]),
+    # GCBC relabels only actor goals: it has no value goals (nor gc_negative) to set.
+    ("value_goals.p_curgoal=0.1", ["unknown config key 'value_goals.p_curgoal'"]),
+    ("gc_negative=false", ["unknown config key 'gc_negative'"]),
     ("lr=1\n2", ["--set lr=1\\n2: expected float"]),
 ]
 
@@ -599,12 +629,13 @@ def test_bad_config_fails_at_parse_time(tmp_path, point_data, capsys, override, 
     assert not out.exists()  # nothing written
 
 
+@pytest.mark.slow
 def test_bad_config_through_a_real_process(tmp_path, point_data):
     """The same checks in a real `python -m autodidact` process (exit status, stderr, no traceback)."""
     out = tmp_path / "r"
     proc = _run("train", "--method", "gcbc", "--dataset", str(point_data), "--out", str(out),
-                "--set", "actor_p_curgoal=0.2", "--set", "actor_p_trajgoal=0.2")
-    _assert_one_line_error(proc.returncode, proc.stderr, "actor_p_*goal", "must sum to 1", "got 0.4")
+                "--set", "actor_goals.p_curgoal=0.2", "--set", "actor_goals.p_trajgoal=0.2")
+    _assert_one_line_error(proc.returncode, proc.stderr, "config key 'actor_goals.p_*goal'", "must sum to 1", "got 0.4")
     proc = _run("train", "--method", "gcbc", "--dataset", str(point_data), "--out", str(out),
                 "--set", "discount=1.5")
     _assert_one_line_error(proc.returncode, proc.stderr, "config key 'discount': must be in [0, 1), got 1.5")
@@ -628,7 +659,7 @@ def test_prune_never_leaves_partial_checkpoint(tmp_path, tiny_run, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         prune_checkpoints(ck, keep=1)
     monkeypatch.setattr(shutil, "rmtree", real_rmtree)
-    method = trainer.build_method(json.loads((run / "run.json").read_text()))
+    method = build_method(json.loads((run / "run.json").read_text()))
     for d in ck.glob("step_*"):
         load_checkpoint(d, method)
     prune_checkpoints(ck, keep=1)  # the hidden leftover is removed by the next prune
@@ -637,13 +668,13 @@ def test_prune_never_leaves_partial_checkpoint(tmp_path, tiny_run, monkeypatch):
 
 def test_files_are_not_private(tmp_path, point_data):
     """Atomic writes used mkstemp's 0600 (and mkdtemp's 0700): files must honour the umask instead."""
-    from autodidact.io import _umask
-    want = 0o666 & ~_umask()
+    from autodidact.core.io import current_umask
+    want = 0o666 & ~current_umask()
     ds = load_dataset(point_data)
     ds.save(tmp_path / "d.npz")
     assert (tmp_path / "d.npz").stat().st_mode & 0o777 == want
-    method = trainer.build_method({"method": "gcbc", "seed": 0, "obs_shape": [2], "action_dim": 2,
+    method = build_method({"method": "gcbc", "seed": 0, "obs_shape": [2], "action_dim": 2,
                                    "config": {"batch_size": 32, "actor_hidden_dims": [8]}})
     d = save_checkpoint(tmp_path / "ck", 1, method, {"sampler": {}})
-    assert d.stat().st_mode & 0o777 == 0o777 & ~_umask()
+    assert d.stat().st_mode & 0o777 == 0o777 & ~current_umask()
     assert (tmp_path / "ck" / "latest.json").stat().st_mode & 0o777 == want

@@ -5,14 +5,13 @@ sampled goals decode back to dataset indices and the index arithmetic can be che
 """
 
 import json
-from types import SimpleNamespace
-
 import numpy as np
 import pytest
 
 from autodidact.data.dataset import Dataset
-from autodidact.data.sampler import GoalSampler, WindowSampler
-from autodidact.errors import UserError
+from autodidact.core.config import apply_overrides
+from autodidact.data.sampler import GoalConfig, GoalSampler, WindowSampler
+from autodidact.core.errors import UserError
 
 try:
     from scipy import stats
@@ -44,14 +43,24 @@ def ds():
     return _make(lens)
 
 
-def _cfg(cur=0.0, traj=1.0, rand=0.0, geom=True, a_cur=None, a_traj=None, a_rand=None, a_geom=None,
-         discount=0.9, gc_negative=True, subgoal_steps=None):
-    return SimpleNamespace(
-        discount=discount, value_p_curgoal=cur, value_p_trajgoal=traj, value_p_randomgoal=rand,
-        value_geom_sample=geom,
-        actor_p_curgoal=cur if a_cur is None else a_cur, actor_p_trajgoal=traj if a_traj is None else a_traj,
-        actor_p_randomgoal=rand if a_rand is None else a_rand, actor_geom_sample=geom if a_geom is None else a_geom,
-        gc_negative=gc_negative, subgoal_steps=subgoal_steps)
+def _goals(cur=0.0, traj=1.0, rand=0.0, geom=True, a_cur=None, a_traj=None, a_rand=None, a_geom=None,
+           discount=0.9, gc_negative=True, subgoal_steps=0):
+    """GoalSampler keyword arguments: value goals from (cur, traj, rand, geom), actor goals the same
+    unless the a_* arguments say otherwise."""
+    return dict(
+        value_goals=GoalConfig(p_curgoal=cur, p_trajgoal=traj, p_randomgoal=rand, geom_sample=geom),
+        actor_goals=GoalConfig(p_curgoal=cur if a_cur is None else a_cur, p_trajgoal=traj if a_traj is None else a_traj,
+                               p_randomgoal=rand if a_rand is None else a_rand,
+                               geom_sample=geom if a_geom is None else a_geom),
+        discount=discount, gc_negative=gc_negative, subgoal_steps=subgoal_steps)
+
+
+def _sampler(ds, seed=0, need_actions=True, **kw):
+    return GoalSampler(ds, seed, need_actions=need_actions, **_goals(**kw))
+
+
+def _gc(cur, traj, rand, geom):
+    return GoalConfig(p_curgoal=cur, p_trajgoal=traj, p_randomgoal=rand, geom_sample=geom)
 
 
 def _idx(x):
@@ -84,7 +93,7 @@ def _chi2_pvalue(observed, expected):
 
 # ==================================================================== goal sampler
 def test_batch_fields_and_transitions(ds):
-    s = GoalSampler(ds, _cfg(cur=0.2, traj=0.5, rand=0.3, subgoal_steps=10), seed=0)
+    s = _sampler(ds, 0, cur=0.2, traj=0.5, rand=0.3, subgoal_steps=10)
     b = s.sample(512)
     for k in ("observations", "next_observations", "value_goals", "actor_goals", "low_actor_goals",
               "high_actor_goals", "high_actor_targets"):
@@ -100,7 +109,7 @@ def test_batch_fields_and_transitions(ds):
 
 @pytest.mark.parametrize("geom", [True, False], ids=["geometric", "uniform"])
 def test_traj_goals_stay_in_episode_and_ahead(ds, geom):
-    s = GoalSampler(ds, _cfg(traj=1.0, geom=geom), seed=1)
+    s = _sampler(ds, 1, traj=1.0, geom=geom)
     b = s.sample(N_SAMPLES)
     idx = _idx(b["observations"])
     final = _final(ds, idx)
@@ -119,8 +128,7 @@ def test_traj_goals_stay_in_episode_and_ahead(ds, geom):
 def test_goal_source_fractions(ds, probs):
     p_cur, p_traj, p_rand = probs
     # Value goals use `probs`, actor goals a different mix: they are drawn independently.
-    s = GoalSampler(ds, _cfg(cur=p_cur, traj=p_traj, rand=p_rand, a_cur=0.1, a_traj=0.2, a_rand=0.7),
-                    seed=2)
+    s = _sampler(ds, 2, cur=p_cur, traj=p_traj, rand=p_rand, a_cur=0.1, a_traj=0.2, a_rand=0.7)
     b = s.sample(N_SAMPLES)
     idx, ep = _idx(b["observations"]), _ep(b["observations"])
     at_final = (idx == _final(ds, idx)).mean()
@@ -139,7 +147,7 @@ def test_goal_source_fractions(ds, probs):
 
 
 def test_cur_goal_only(ds):
-    s = GoalSampler(ds, _cfg(cur=1.0, traj=0.0, rand=0.0), seed=3)
+    s = _sampler(ds, 3, cur=1.0, traj=0.0, rand=0.0)
     b = s.sample(1000)
     np.testing.assert_array_equal(b["value_goals"], b["observations"])
     np.testing.assert_array_equal(b["actor_goals"], b["observations"])
@@ -148,7 +156,7 @@ def test_cur_goal_only(ds):
 
 @pytest.mark.parametrize("gc_negative", [True, False])
 def test_rewards_and_masks_follow_goal_equals_current(ds, gc_negative):
-    s = GoalSampler(ds, _cfg(cur=0.3, traj=0.5, rand=0.2, gc_negative=gc_negative), seed=4)
+    s = _sampler(ds, 4, cur=0.3, traj=0.5, rand=0.2, gc_negative=gc_negative)
     b = s.sample(N_SAMPLES)
     hit = _idx(b["value_goals"]) == _idx(b["observations"])
     assert 0.25 < hit.mean() < 0.35
@@ -160,7 +168,7 @@ def test_rewards_and_masks_follow_goal_equals_current(ds, gc_negative):
 
 def test_geometric_offsets_mean_and_distribution(ds):
     discount = 0.9
-    s = GoalSampler(ds, _cfg(traj=1.0, geom=True, discount=discount), seed=5)
+    s = _sampler(ds, 5, traj=1.0, geom=True, discount=discount)
     b = s.sample(N_SAMPLES)
     idx = _idx(b["observations"])
     far = (_final(ds, idx) - idx) > 150  # truncation at the episode end has chance 0.9**150
@@ -181,11 +189,11 @@ def test_geometric_offsets_mean_and_distribution(ds):
 def test_geometric_offsets_are_clipped_at_episode_end(ds):
     """Near the end the offset is min(idx + offset, final): the final state takes the tail mass."""
     discount = 0.9
-    s = GoalSampler(ds, _cfg(traj=1.0, geom=True, discount=discount), seed=6)
+    s = _sampler(ds, 6, traj=1.0, geom=True, discount=discount)
     idx0 = int(ds.episode_ends[3]) - 5  # final (last transition start) = idx0 + 4
     assert _final(ds, idx0) == idx0 + 4
     idxs = np.full(N_SAMPLES, idx0)
-    g = s.sample_goals(idxs, 0.0, 1.0, 0.0, True)
+    g = s.sample_goals(idxs, _gc(0.0, 1.0, 0.0, True), _final(ds, idxs))
     off = g - idx0
     assert off.min() == 1 and off.max() == 4
     p = (1 - discount) * discount ** np.arange(3)
@@ -196,11 +204,11 @@ def test_geometric_offsets_are_clipped_at_episode_end(ds):
 def test_uniform_offsets(ds):
     """Uniform over (idx, final], with the reference's rounding of a continuous draw: the two end
     values get half the weight of the interior ones (round(a*u + b*(1-u)), u in [0, 1))."""
-    s = GoalSampler(ds, _cfg(traj=1.0, geom=False), seed=7)
+    s = _sampler(ds, 7, traj=1.0, geom=False)
     idx0 = int(ds.episode_starts[5]) + 10
     final = int(_final(ds, idx0))
     idxs = np.full(N_SAMPLES, idx0)
-    g = s.sample_goals(idxs, 0.0, 1.0, 0.0, False)
+    g = s.sample_goals(idxs, _gc(0.0, 1.0, 0.0, False), _final(ds, idxs))
     a, bnd = idx0 + 1, final
     assert g.min() == a and g.max() == bnd
     counts = np.bincount(g - a, minlength=bnd - a + 1)
@@ -209,15 +217,17 @@ def test_uniform_offsets(ds):
     assert _chi2_pvalue(counts, expected) > 1e-4
     # A short tail: (idx, final] = {idx + 1, idx + 2} -> half/half; from the final state itself.
     idx1 = int(ds.episode_ends[2]) - 3
-    g = s.sample_goals(np.full(N_SAMPLES, idx1), 0.0, 1.0, 0.0, False)
+    idxs = np.full(N_SAMPLES, idx1)
+    g = s.sample_goals(idxs, _gc(0.0, 1.0, 0.0, False), _final(ds, idxs))
     assert set(np.unique(g)) == {idx1 + 1, idx1 + 2}
     assert abs((g == idx1 + 1).mean() - 0.5) < 0.015
     idx2 = int(ds.episode_ends[2]) - 1
-    assert (s.sample_goals(np.full(100, idx2), 0.0, 1.0, 0.0, False) == idx2).all()
+    idxs = np.full(100, idx2)
+    assert (s.sample_goals(idxs, _gc(0.0, 1.0, 0.0, False), _final(ds, idxs)) == idx2).all()
 
 
 def test_uniform_offsets_over_whole_batch(ds):
-    s = GoalSampler(ds, _cfg(traj=1.0, geom=False), seed=8)
+    s = _sampler(ds, 8, traj=1.0, geom=False)
     b = s.sample(N_SAMPLES)
     idx = _idx(b["observations"])
     final = _final(ds, idx)
@@ -231,7 +241,7 @@ def test_uniform_offsets_over_whole_batch(ds):
 
 
 def test_random_goals_spread_over_all_episodes(ds):
-    s = GoalSampler(ds, _cfg(traj=0.0, rand=1.0), seed=9)
+    s = _sampler(ds, 9, traj=0.0, rand=1.0)
     b = s.sample(N_SAMPLES)
     for key in ("value_goals", "actor_goals"):
         g = _idx(b[key])
@@ -245,7 +255,7 @@ def test_random_goals_spread_over_all_episodes(ds):
 
 def test_hiql_low_actor_goals_exact(ds):
     k = 25
-    s = GoalSampler(ds, _cfg(cur=0.2, traj=0.5, rand=0.3, subgoal_steps=k), seed=10)
+    s = _sampler(ds, 10, cur=0.2, traj=0.5, rand=0.3, subgoal_steps=k)
     b = s.sample(N_SAMPLES)
     idx = _idx(b["observations"])
     final = _final(ds, idx)
@@ -256,7 +266,7 @@ def test_hiql_low_actor_goals_exact(ds):
 def test_hiql_high_goals_and_targets(ds):
     k = 25
     # Only trajectory goals: the target is k steps toward the high goal, never past it.
-    s = GoalSampler(ds, _cfg(cur=0.0, traj=1.0, rand=0.0, subgoal_steps=k, geom=False), seed=11)
+    s = _sampler(ds, 11, cur=0.0, traj=1.0, rand=0.0, subgoal_steps=k, geom=False)
     b = s.sample(N_SAMPLES)
     idx, hg, ht = _idx(b["observations"]), _idx(b["high_actor_goals"]), _idx(b["high_actor_targets"])
     final = _final(ds, idx)
@@ -265,13 +275,13 @@ def test_hiql_high_goals_and_targets(ds):
     np.testing.assert_array_equal(ht, np.minimum(idx + k, hg))
     assert (hg < idx + k).any() and (hg > idx + k).any()
     # Only random goals: the target is the low-level subgoal k steps ahead in the own episode.
-    s = GoalSampler(ds, _cfg(cur=0.0, traj=0.0, rand=1.0, subgoal_steps=k), seed=12)
+    s = _sampler(ds, 12, cur=0.0, traj=0.0, rand=1.0, subgoal_steps=k)
     b = s.sample(N_SAMPLES)
     idx, ht = _idx(b["observations"]), _idx(b["high_actor_targets"])
     np.testing.assert_array_equal(ht, np.minimum(idx + k, _final(ds, idx)))
     assert (np.bincount(_ep(b["high_actor_goals"]), minlength=ds.num_episodes) > 0).all()
-    # A mix: the random share follows actor_p_randomgoal.
-    s = GoalSampler(ds, _cfg(cur=0.2, traj=0.5, rand=0.3, subgoal_steps=k), seed=13)
+    # A mix: the random share follows actor_goals.p_randomgoal.
+    s = _sampler(ds, 13, cur=0.2, traj=0.5, rand=0.3, subgoal_steps=k)
     b = s.sample(N_SAMPLES)
     other = (_ep(b["high_actor_goals"]) != _ep(b["observations"])).mean()
     t = ds.episode_lengths - 1
@@ -283,24 +293,44 @@ def test_hiql_high_goals_and_targets(ds):
 
 
 def test_no_subgoals_without_subgoal_steps(ds):
-    b = GoalSampler(ds, _cfg(), seed=0).sample(8)
+    b = _sampler(ds, 0).sample(8)
     assert "low_actor_goals" not in b and "high_actor_goals" not in b
 
 
-def test_probabilities_must_sum_to_one(ds):
-    with pytest.raises(UserError, match="value_p_curgoal"):
-        GoalSampler(ds, _cfg(cur=0.5, traj=0.6, rand=0.0, a_cur=0.0, a_traj=1.0, a_rand=0.0))
-    with pytest.raises(UserError, match="actor_p_curgoal"):
-        GoalSampler(ds, _cfg(a_cur=0.1, a_traj=0.1, a_rand=0.1))
+def test_probabilities_must_sum_to_one():
+    from autodidact.methods.gcivl import GCIVLConfig
+    with pytest.raises(UserError, match=r"'p_\*goal': p_curgoal \+ p_trajgoal \+ p_randomgoal must sum to 1, got 1.1"):
+        GoalConfig(p_curgoal=0.5, p_trajgoal=0.6, p_randomgoal=0.0)
+    # Through a method config the error names the dotted key, as `--set` spells it.
+    with pytest.raises(UserError, match=r"config key 'value_goals\.p_\*goal': .*must sum to 1, got 1.3"):
+        apply_overrides(GCIVLConfig(), {"value_goals.p_curgoal": "0.5"})
+    with pytest.raises(UserError, match=r"config key 'actor_goals\.p_\*goal': .*must sum to 1, got 0.3"):
+        apply_overrides(GCIVLConfig(), ["actor_goals.p_curgoal=0.1", "actor_goals.p_trajgoal=0.1",
+                                        "actor_goals.p_randomgoal=0.1"])
+    with pytest.raises(UserError, match=r"config key 'actor_goals\.p_randomgoal': must be in \[0, 1\], got 1.5"):
+        apply_overrides(GCIVLConfig(), {"actor_goals.p_randomgoal": "1.5"})
+    # Changes to one goal config are applied together, so a valid new mix passes.
+    cfg = apply_overrides(GCIVLConfig(), {"value_goals.p_curgoal": "0.0", "value_goals.p_trajgoal": "0.7"})
+    assert (cfg.value_goals.p_curgoal, cfg.value_goals.p_trajgoal, cfg.value_goals.p_randomgoal) == (0.0, 0.7, 0.3)
+
+
+def test_batches_hold_only_the_goal_kinds_asked_for(ds):
+    gc = GoalConfig(p_curgoal=0.2, p_trajgoal=0.5, p_randomgoal=0.3)
+    b = GoalSampler(ds, 0, value_goals=gc).sample(8)
+    assert {"value_goals", "rewards", "masks"} <= set(b) and "actor_goals" not in b
+    b = GoalSampler(ds, 0, actor_goals=gc).sample(8)
+    assert "actor_goals" in b and not {"value_goals", "rewards", "masks"} & set(b)
+    b = GoalSampler(ds, 0).sample(8)
+    assert set(b) == {"observations", "next_observations", "actions"}
 
 
 def test_need_actions_on_action_free_dataset():
     free = _make([50, 60], actions=False)
     with pytest.raises(UserError, match="actions"):
-        GoalSampler(free, _cfg(), need_actions=True)
+        _sampler(free, need_actions=True)
     with pytest.raises(UserError, match="actions"):
         WindowSampler(free, 5, need_actions=True)
-    b = GoalSampler(free, _cfg(), need_actions=False).sample(16)
+    b = _sampler(free, need_actions=False).sample(16)
     assert "actions" not in b and b["observations"].shape == (16, 3)
     b = WindowSampler(free, 5, need_actions=False).sample(16)
     assert "actions" not in b and b["observations"].shape == (16, 5, 3)
@@ -310,20 +340,20 @@ def test_partially_labeled_actions():
     n = 300
     mask = np.random.default_rng(0).random(n) < 0.5
     part = _make([100, 120, 80], action_mask=mask)
-    b = GoalSampler(part, _cfg(), seed=0, need_actions=True).sample(4000)
+    b = _sampler(part, 0, need_actions=True).sample(4000)
     idx = _idx(b["observations"])
     assert mask[idx].all()
     np.testing.assert_array_equal(b["actions"][:, 0], idx)
     # Action-free methods use every transition, labeled or not.
-    idx = _idx(GoalSampler(part, _cfg(), seed=0, need_actions=False).sample(4000)["observations"])
+    idx = _idx(_sampler(part, 0, need_actions=False).sample(4000)["observations"])
     assert not mask[idx].all() and not part.terminals[idx].any()
     with pytest.raises(UserError, match="no usable transitions"):
-        GoalSampler(_make([50, 50], action_mask=np.zeros(100, bool)), _cfg())
+        _sampler(_make([50, 50], action_mask=np.zeros(100, bool)))
 
 
 def test_single_step_episodes_only():
     with pytest.raises(UserError, match="no usable transitions"):
-        GoalSampler(_make([1, 1, 1]), _cfg())
+        _sampler(_make([1, 1, 1]))
 
 
 # ==================================================================== window sampler
@@ -384,7 +414,7 @@ def test_window_errors():
 
 # ==================================================================== reproducibility
 def _samplers(ds, seed):
-    return [GoalSampler(ds, _cfg(cur=0.2, traj=0.5, rand=0.3, subgoal_steps=10, a_geom=False), seed=seed),
+    return [_sampler(ds, seed, cur=0.2, traj=0.5, rand=0.3, subgoal_steps=10, a_geom=False),
             WindowSampler(ds, 7, seed=seed)]
 
 

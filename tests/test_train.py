@@ -1,4 +1,5 @@
-"""Trainer, checkpoints, resume and GCBC learning on tiny synthetic data (no simulator)."""
+"""Trainer, run directories, checkpoints and resume on tiny synthetic data (no simulator). How each
+method learns through the trainer is in test_methods.py."""
 
 import json
 import os
@@ -13,11 +14,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from autodidact import trainer
+from autodidact.workflows.runs import RUN_FORMAT_VERSION
+from autodidact.workflows import train as trainer
 from autodidact.data.dataset import Dataset
-from autodidact.errors import UserError
+from autodidact.core.errors import UserError
 from clihelp import ForkedCLI
-from pointenv import point_play_dataset, rollout_success
+from pointenv import point_play_dataset
 
 SMALL = ("batch_size=64", "actor_hidden_dims=64,64")
 
@@ -28,31 +30,14 @@ def _settings(tmp_path, data, steps=200, out="run", **kw):
                                  progress=False, **kw)
 
 
-def test_gcbc_learns_goal_reaching_beats_random(tmp_path):
-    data = point_play_dataset(tmp_path / "point.npz")
-    run = trainer.new_run(_settings(tmp_path, data, steps=1000, overrides=("batch_size=256", "actor_hidden_dims=128,128")),
-                          argv=["test"])
-    _, method, _, step = trainer.load_run(run)
-    assert step == 1000
-    from autodidact.methods.base import GoalPolicy
-    policy = GoalPolicy(method)
-    learned = rollout_success(policy.act)
-    rng = np.random.default_rng(0)
-    random = rollout_success(lambda s, g: rng.uniform(-1, 1, s.shape))
-    assert learned > random + 0.25, (learned, random)
-    # The BC loss falls: last logged interval well below the first.
-    import csv
-    rows = list(csv.DictReader(open(run / "metrics.csv")))
-    assert float(rows[-1]["actor/mse"]) < 0.95 * float(rows[0]["actor/mse"])
-
-
 def test_run_directory_contents(tmp_path):
     data = point_play_dataset(tmp_path / "point.npz", episodes=5)
     run = trainer.new_run(_settings(tmp_path, data, steps=20, log_every=5, checkpoint_every=10), argv=["a", "b c"])
     files = {p.name for p in run.iterdir()}
     assert {"run.json", "config.json", "command.txt", "metrics.csv", "checkpoints", "tb"} <= files
     run_cfg = json.loads((run / "run.json").read_text())
-    assert run_cfg["format_version"] == 1 and run_cfg["method"] == "gcbc" and run_cfg["env"] is None
+    assert run_cfg["format_version"] == RUN_FORMAT_VERSION == 2 and run_cfg["method"] == "gcbc"
+    assert run_cfg["env"] is None and run_cfg["kernels"] == "torch" and run_cfg["compile"] == "off"
     assert json.loads((run / "config.json").read_text())["type"] == "gcbc"
     assert (run / "command.txt").read_text() == "a 'b c'\n"
     ckpt = run / "checkpoints" / "step_00000020"
@@ -74,6 +59,15 @@ def test_refuses_existing_run_and_bad_config(tmp_path):
     with pytest.raises(UserError, match="expected int"):
         trainer.new_run(_settings(tmp_path, data, out="r4", overrides=("batch_size=big",)), argv=["x"])
     assert not (tmp_path / "r2").exists() and not (tmp_path / "r3").exists()
+
+
+def test_unknown_kernels_and_compile_modes_are_refused(tmp_path):
+    data = point_play_dataset(tmp_path / "point.npz", episodes=2)
+    with pytest.raises(UserError, match="--kernels must be one of torch, tuned, got 'fast'"):
+        trainer.new_run(_settings(tmp_path, data, steps=2, kernels="fast"), argv=["x"])
+    with pytest.raises(UserError, match="--compile must be one of .*got 'auto'"):  # `auto` is gone
+        trainer.new_run(_settings(tmp_path, data, steps=2, compile="auto"), argv=["x"])
+    assert not (tmp_path / "run").exists()
 
 
 def test_action_free_dataset_refused_by_gcbc(tmp_path):
@@ -113,6 +107,7 @@ def _cli(*args, threads=None, **kw):
                             stderr=subprocess.PIPE, text=True, **kw)
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_gives_identical_final_weights(tmp_path):
     """A run killed mid-way and resumed ends with the same weights as one never stopped. The
     uninterrupted and the killed run are forked from a server that has imported torch (see
@@ -150,6 +145,7 @@ def test_sigkill_then_resume_gives_identical_final_weights(tmp_path):
     assert len(commands) == 2 and "--resume" in commands[1]
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes(tmp_path):
     """The real distributed engine (gloo on CPU): two processes, one run directory."""
     data = point_play_dataset(tmp_path / "point.npz", episodes=4)

@@ -4,34 +4,34 @@ fresh process, interleaved over rounds (docs/PERFORMANCE.md, "Tuned kernels").
 
     .venv/bin/python scripts/bench_kernels.py --dataset /tmp/benchdata/pointmaze-medium-navigate-v0.npz
 
-A piece is left out by patching it off in the measuring process (this script's business, not the
-package's): `onednn` by reporting oneDNN unavailable, `ensembles` by a stacked-ensemble threshold
-no layer reaches. `torch-no-allocator` measures the trainer's runtime setting that keeps freed
-memory (workflows/runtime.py) by not applying it. Prints a table of medians and the
-per-round ratios, and writes every measurement as JSON lines with --out.
+A piece is left out through `bench(kernel_pieces=...)`. `torch-glibc-malloc` measures the
+trainer's runtime setting that keeps freed memory (workflows/runtime.py): it runs with glibc's
+initial thresholds set through glibc's own variables (MALLOC_MMAP_THRESHOLD_ and
+MALLOC_TRIM_THRESHOLD_ at 128 KiB), which autodidact leaves alone. Prints a table of medians and
+the per-round ratios, and writes every measurement as JSON lines with --out.
 """
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
 
-VARIANTS = ("torch", "tuned", "tuned-no-onednn", "tuned-no-ensembles", "torch-no-allocator")
+from autodidact import kernels
+from autodidact.workflows import bench
+
+VARIANTS = ("torch", "tuned", "tuned-no-onednn", "tuned-no-ensembles", "torch-glibc-malloc")
+GLIBC_DEFAULTS = {"MALLOC_MMAP_THRESHOLD_": "131072", "MALLOC_TRIM_THRESHOLD_": "131072"}
 METHODS = ("gcbc", "gcivl", "gciql", "qrl", "crl", "hiql")
 
 
 def measure(method, dataset, variant, steps, warmup):
     """One bench in this process; returns `autodidact bench`'s result."""
-    from autodidact import kernels
-    from autodidact.workflows import bench as bench_module
-    if variant.endswith("no-onednn"):
-        kernels.onednn.available = lambda: False
-    if variant.endswith("no-ensembles"):
-        kernels.TunedEnsembleMLP.STACKED_MAX_MACS = 1 << 62
-    if variant.endswith("no-allocator"):
-        bench_module.keep_freed_memory = lambda: False
-    return bench_module.bench(method, dataset, steps=steps, warmup=warmup, kernels_name=variant.split("-")[0], log=lambda m: None)
+    left_out = variant.removeprefix("tuned-no-") if variant.startswith("tuned-no-") else None
+    pieces = tuple(p for p in kernels.PIECES if p != left_out)
+    return bench.bench(method, dataset, steps=steps, warmup=warmup, kernels_name=variant.split("-")[0],
+                       kernel_pieces=pieces, log=lambda m: None)
 
 
 def main():
@@ -54,8 +54,9 @@ def main():
     for rnd in range(a.rounds):
         for m in a.methods:
             for v in a.variants:
+                env = {**os.environ, **(GLIBC_DEFAULTS if v == "torch-glibc-malloc" else {})}
                 out = subprocess.run([sys.executable, __file__, "--dataset", a.dataset, "--warmup", str(a.warmup),
-                                      "--one", m, v], capture_output=True, text=True, check=True)
+                                      "--one", m, v], capture_output=True, text=True, check=True, env=env)
                 row = {**json.loads(out.stdout.strip().splitlines()[-1]), "round": rnd}
                 rows.append(row)
                 print(f"round {rnd} {m:<6} {v:<20} {row['steps_per_s']:7.2f} steps/s  {','.join(row['tuned'])}",

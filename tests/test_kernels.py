@@ -146,3 +146,11 @@ def test_flop_count_sees_the_onednn_products(everything_tuned):
         holder(torch.randn(10, 8)).sum().backward()
     # forward 2*10*(8*16 + 16*4), input gradients of the second layer, weight gradients of both
     assert counter.get_total_flops() == 2 * 10 * (8 * 16 + 16 * 4) * 2 + 2 * 10 * 16 * 4
+
+
+def test_pieces_select_what_tuned_changes():
+    holder = _Holder(torch.nn.ModuleList([Linear(8, 8), MLP(8, (8,), out_dim=1, ensemble=2)]))
+    assert kernels.apply(holder, "tuned", pieces=("ensembles",)) == ["ensembles"]
+    assert not any(isinstance(m, kernels.TunedLinear) for m in holder.modules())
+    with pytest.raises(UserError, match="unknown kernel pieces \\['gelu'\\]: choose from onednn, ensembles"):
+        kernels.apply(holder, "tuned", pieces=("gelu",))

@@ -65,3 +65,13 @@ def test_updates_run_flushed_and_training_leaves_the_process_as_it_was(tmp_path,
                                           progress=False), argv=["test"])
     assert seen == [True] * 20
     assert not main_thread_flushes()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+@pytest.mark.parametrize("env, applied", [({}, "True"), ({"MALLOC_TRIM_THRESHOLD_": "131072"}, "False")])
+def test_freed_memory_setting_leaves_a_users_glibc_choice_alone(env, applied):
+    import os
+    code = "from autodidact.workflows.runtime import keep_freed_memory; print(keep_freed_memory())"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")} | env
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.strip() == applied

@@ -107,9 +107,10 @@ def build_parser():
                         "optimizer state and output layers (faster on CPUs with AVX512-BF16 or AMX and on "
                         "GPUs with bf16 tensor cores; elsewhere emulated and many times slower, with a warning)")
     t.add_argument("--kernels", choices=["torch", "tuned"], default="torch",
-                   help="torch (default): plain PyTorch; tuned: CPU speed-ups for float32 training at large "
-                        "batch sizes (oneDNN dense layers, ensembles member by member, freed memory kept); "
-                        "the same results either way, see docs/PERFORMANCE.md")
+                   help="torch (default): plain PyTorch; tuned: CPU speed-ups for large float32 layers "
+                        "(oneDNN dense layers, big ensembles member by member), measured a few percent faster "
+                        "on an AMD CPU and slower on an Intel one; the same results to float32 rounding either "
+                        "way. See docs/PERFORMANCE.md")
     t.add_argument("--compile", choices=["on", "off"], default="off",
                    help="torch.compile the training loss (default off; needs a C++ compiler on CPU)")
     t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",

@@ -6,10 +6,15 @@ same parameters (so checkpoints are the same either way) and a different `forwar
 after the method is built. `torch` leaves everything as it is. Deleting this package and the
 switch changes no method.
 
-What `tuned` does, on CPUs only (each piece is kept because a whole-update measurement showed it
-at least 5% faster on the machine this project is measured on; docs/PERFORMANCE.md):
-- dense layers: float32 products of big layers through oneDNN (`onednn.py`);
-- ensembles: members of big ensemble layers one by one, each product on its fastest kernel.
+What `tuned` does, on CPUs only:
+- `onednn`: float32 products of big dense layers through oneDNN instead of MKL (`onednn.py`);
+- `ensembles`: members of big ensemble layers one by one, each product on its fastest kernel.
+Each piece is kept because leaving it out of `tuned` cost at least 5% of a whole update for some
+method on the AMD CPU this project is measured on (docs/PERFORMANCE.md, scripts/bench_kernels.py).
+
+The default is `torch`: the gain is a few percent and CPU-specific (on an Intel CPU MKL was the
+faster kernel, and `tuned` would be slower), while plain PyTorch is what every machine and every
+reader of a method's gradient sees.
 """
 
 import torch
@@ -19,6 +24,7 @@ from autodidact.kernels import onednn
 from autodidact.nn.layers import MLP, EnsembleLayerNorm, EnsembleLinear, Linear
 
 KERNELS = ("torch", "tuned")
+PIECES = ("onednn", "ensembles")
 DEFAULT = "torch"
 
 
@@ -60,11 +66,14 @@ class TunedEnsembleMLP(MLP):
         return torch.stack(xs)
 
 
-def apply(method, kernels):
+def apply(method, kernels, pieces=PIECES):
     """Switch `method`'s modules to `kernels` ('torch' or 'tuned') in place; returns the names of
-    the tuned pieces in use (empty for 'torch', or where none applies, as on GPUs)."""
+    the tuned pieces in use (empty for 'torch', or where none applies, as on GPUs). `pieces`
+    limits 'tuned' to some of PIECES (to measure what each is worth)."""
     if kernels not in KERNELS:
         raise UserError(f"--kernels must be one of {', '.join(KERNELS)}, got '{kernels}'")
+    if unknown := set(pieces) - set(PIECES):
+        raise UserError(f"unknown kernel pieces {sorted(unknown)}: choose from {', '.join(PIECES)}")
     plain = {TunedLinear: Linear, TunedEnsembleMLP: MLP}
     tuned = {Linear: TunedLinear}
     on_cpu = all(p.device.type == "cpu" for p in method.parameters())
@@ -73,10 +82,10 @@ def apply(method, kernels):
         cls = type(module)
         if kernels == "torch" or not on_cpu:
             module.__class__ = plain.get(cls, cls)
-        elif cls in tuned and onednn.available():
+        elif cls in tuned and "onednn" in pieces and onednn.available():
             module.__class__ = tuned[cls]
             used.add("onednn")
-        elif cls is MLP and module.ensemble:
+        elif cls is MLP and module.ensemble and "ensembles" in pieces:
             module.__class__ = TunedEnsembleMLP
             used.add("ensembles")
     return sorted(used)

@@ -46,6 +46,8 @@ class Method(nn.Module, abc.ABC):
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
+        if "act" in cls.__dict__:  # acting never builds a graph, however a caller reaches it
+            cls.act = torch.no_grad()(cls.act)
         if "name" not in cls.__dict__:  # a shared base of several methods (PlayMethod)
             return
         problems = [what for what, ok in (
@@ -69,7 +71,8 @@ class Method(nn.Module, abc.ABC):
 
     @abc.abstractmethod
     def act(self, observations, goals, temperature=0.0, generator=None) -> torch.Tensor:
-        """Actions for a batch of observations and goals; temperature 0 is deterministic."""
+        """Actions for a batch of observations and goals; temperature 0 is deterministic. Runs
+        without gradients."""
 
     def update(self, batch) -> dict:
         loss, info = self.loss(batch)

@@ -54,7 +54,7 @@ def _sync(device):
 
 
 def bench(method_name, dataset_path, steps=50, warmup=10, overrides=(), seed=0, device="cpu", precision="float32",
-          kernels_name=kernels.DEFAULT, compile_mode="off", log=None):
+          kernels_name=kernels.DEFAULT, kernel_pieces=kernels.PIECES, compile_mode="off", log=None):
     if precision not in PRECISIONS:
         raise UserError(f"--precision must be one of {', '.join(PRECISIONS)}, got '{precision}'")
     cls = get_method(method_name)
@@ -65,7 +65,7 @@ def bench(method_name, dataset_path, steps=50, warmup=10, overrides=(), seed=0, 
     torch.manual_seed(seed)
     device = torch.device(device)
     method = cls(cfg, ds.obs_shape, ds.action_dim).to(device)
-    tuned = kernels.apply(method, kernels_name)
+    tuned = kernels.apply(method, kernels_name, kernel_pieces)
     sampler = method.make_sampler(ds, seed)
     bs = cfg.batch_size
 

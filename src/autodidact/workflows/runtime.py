@@ -30,6 +30,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import platform
+import os
 import sys
 
 import numpy as np
@@ -106,10 +107,13 @@ _done = False
 
 
 def keep_freed_memory():
-    """Apply the thresholds above once per process; returns whether glibc accepted them."""
+    """Apply the thresholds above once per process; returns whether glibc accepted them. A user
+    who sets glibc's own MALLOC_MMAP_THRESHOLD_ or MALLOC_TRIM_THRESHOLD_ keeps that choice."""
     global _done
     if _done or not sys.platform.startswith("linux"):
         return _done
+    if any(k in os.environ for k in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")):
+        return False
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         mallopt = libc.mallopt

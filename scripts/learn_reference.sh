@@ -12,7 +12,7 @@
 #   STEPS=10000 BATCH=256 HIDDEN=256,256,256 EPISODES=10 SEEDS="0" METHODS="gcbc gcivl ..."
 #   PRECISION=bf16 SIDES=ours trains autodidact's side with `--precision bf16` (results *_ours_bf16.*);
 #     refused on a CPU without native bfloat16 matmuls unless EMULATED_BF16=1 (torch's slow fallback)
-#   KERNELS=tuned trains autodidact's side with `--kernels tuned` (same results, other speed)
+#   KERNELS=torch trains autodidact's side with `--kernels torch` (at the reduced size, the same computation)
 #   SUMMARY_ONLY=1 re-prints the table from $WORK.
 set -euo pipefail
 
@@ -27,7 +27,7 @@ METHODS=${METHODS:-"gcbc gcivl gciql qrl crl hiql"}
 SIDES=${SIDES:-"ours ref"}  # SIDES=ours re-trains only autodidact's side (keeps the reference's results)
 OURS_CORE=${OURS_CORE:-0} REF_CORE=${REF_CORE:-1}  # e.g. two SIDES=ours runs at once: OURS_CORE=1 for the second
 PRECISION=${PRECISION:-float32}  # autodidact's side only; the reference always runs float32
-KERNELS=${KERNELS:-torch}  # autodidact's side: --kernels torch or tuned
+KERNELS=${KERNELS:-tuned}  # autodidact's side: --kernels tuned (the default) or torch
 SUFFIX=$([ "$PRECISION" = float32 ] || echo "_$PRECISION")
 reference_setup
 if [ "$PRECISION" = bf16 ] && [ "${EMULATED_BF16:-0}" != 1 ] && ! cpu_has_native_bf16; then

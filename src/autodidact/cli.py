@@ -106,11 +106,11 @@ def build_parser():
                    help="float32 (default), or bf16: bfloat16 matmuls under autocast with float32 weights, "
                         "optimizer state and output layers (faster on CPUs with AVX512-BF16 or AMX and on "
                         "GPUs with bf16 tensor cores; elsewhere emulated and many times slower, with a warning)")
-    t.add_argument("--kernels", choices=["torch", "tuned"], default="torch",
-                   help="torch (default): plain PyTorch; tuned: CPU speed-ups for large float32 layers "
-                        "(oneDNN dense layers, big ensembles member by member), measured a few percent faster "
-                        "on an AMD CPU and slower on an Intel one; the same results to float32 rounding either "
-                        "way. See docs/PERFORMANCE.md")
+    t.add_argument("--kernels", choices=["torch", "tuned"], default="tuned",
+                   help="tuned (default): CPU speed-ups for large float32 layers (oneDNN dense layers, big "
+                        "ensembles member by member; on GPUs and small layers the same as torch); torch: plain "
+                        "PyTorch, the better choice on Intel CPUs, where MKL is the faster kernel. The same "
+                        "results to float32 rounding either way. See docs/PERFORMANCE.md")
     t.add_argument("--compile", choices=["on", "off"], default="off",
                    help="torch.compile the training loss (default off; needs a C++ compiler on CPU)")
     t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -210,8 +210,8 @@ def build_parser():
     b.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     b.add_argument("--precision", choices=["float32", "bf16"], default="float32",
                    help="float32 (default) or bf16 autocast, as `train --precision`")
-    b.add_argument("--kernels", choices=["torch", "tuned"], default="torch",
-                   help="plain PyTorch (default) or the tuned CPU kernels, as `train --kernels`")
+    b.add_argument("--kernels", choices=["torch", "tuned"], default="tuned",
+                   help="the tuned CPU kernels (default) or plain PyTorch, as `train --kernels`")
     b.add_argument("--compile", choices=["on", "off"], default="off",
                    help="torch.compile the loss, as `train --compile` (default off)")
     b.add_argument("--json", default=None, metavar="OUT", help="also write the result as JSON")

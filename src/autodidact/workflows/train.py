@@ -50,7 +50,7 @@ class TrainSettings:
     keep_checkpoints: int = 2
     device: str = "auto"
     precision: str = "float32"   # or "bf16": autocast the update's matmuls to bfloat16 (see nn/layers.py)
-    kernels: str = kernels.DEFAULT  # "torch" (plain PyTorch) or "tuned" (CPU speed-ups, autodidact.kernels)
+    kernels: str = kernels.DEFAULT  # "tuned" (CPU speed-ups, autodidact.kernels) or "torch" (plain PyTorch)
     compile: str = "off"         # "on": torch.compile the loss
     overrides: tuple = ()
     progress: bool = True

@@ -37,7 +37,7 @@ def test_run_directory_contents(tmp_path):
     assert {"run.json", "config.json", "command.txt", "metrics.csv", "checkpoints", "tb"} <= files
     run_cfg = json.loads((run / "run.json").read_text())
     assert run_cfg["format_version"] == RUN_FORMAT_VERSION == 2 and run_cfg["method"] == "gcbc"
-    assert run_cfg["env"] is None and run_cfg["kernels"] == "torch" and run_cfg["compile"] == "off"
+    assert run_cfg["env"] is None and run_cfg["kernels"] == "tuned" and run_cfg["compile"] == "off"
     assert json.loads((run / "config.json").read_text())["type"] == "gcbc"
     assert (run / "command.txt").read_text() == "a 'b c'\n"
     ckpt = run / "checkpoints" / "step_00000020"

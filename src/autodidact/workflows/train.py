@@ -194,7 +194,7 @@ def _train(run_dir, run_cfg, dataset, device_name, progress, resume):
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     device = _device(device_name)
     method = build_method(run_cfg).to(device)
-    tuned = kernels.apply(method, run_cfg.get("kernels", kernels.DEFAULT))
+    kernels.apply(method, run_cfg.get("kernels", kernels.DEFAULT))  # recorded in run.json
     seed = run_cfg["seed"]
     sampler = method.make_sampler(dataset, seed + 1000 * rank)
     start = 0
@@ -216,8 +216,6 @@ def _train(run_dir, run_cfg, dataset, device_name, progress, resume):
         return run_dir
     if warning := precision_warning(device, precision):
         _log(rank, warning)
-    if tuned:
-        _log(rank, f"tuned kernels: {', '.join(tuned)}")
     first_batch = None
     if run_cfg.get("compile") == "on":
         _log(rank, "compiling the loss; this takes a few seconds to a minute")

@@ -1,6 +1,6 @@
 """What each piece of `--kernels tuned` is worth: whole-update steps/s of every method at the
 published size with plain torch, with all tuned pieces, and with all but one, each variant in a
-fresh process, interleaved over rounds (docs/PERFORMANCE.md, "Tuned kernels").
+fresh process, interleaved over rounds (docs/PERFORMANCE.md, "What `--kernels tuned` does").
 
     .venv/bin/python scripts/bench_kernels.py --dataset /tmp/benchdata/pointmaze-medium-navigate-v0.npz
 

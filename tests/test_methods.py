@@ -381,7 +381,7 @@ def test_loss_is_a_finite_scalar_with_namespaced_detached_info(name, point_datas
         assert torch.equal(v, before[k]), k
     # `update` logs what `loss` does.
     assert set(m.update(b)) >= set(info)
-    # `act` answers every observation, within the action range, without building a graph.
+    # `act` answers every observation with a finite action, without building a graph.
     obs = b["observations"][:3, 0] if m.data == "windows" else b["observations"][:3]
     goals = b.get("actor_goals", b.get("goals", b["observations"]))[:3]
     actions = m.act(obs, goals)

@@ -29,8 +29,8 @@ the trim threshold of freed memory stays mapped to this process.
 import contextlib
 import ctypes
 import ctypes.util
-import platform
 import os
+import platform
 import sys
 
 import numpy as np

@@ -34,6 +34,28 @@ def point_play_dataset(path, episodes=40, length=60, seed=0):
     return path
 
 
+def point_frames(states, size=16):
+    """Camera frames of point-world states: [N, size, size, 3] uint8, a bright blob where the
+    point is in the first channel, fixed gradients in the other two (so frames have structure
+    an encoder must read, as a scene's background)."""
+    grid = (np.arange(size) + 0.5) / size * 2 - 1
+    ys, xs = np.meshgrid(grid, grid, indexing="ij")
+    d2 = (xs[None] - states[:, :1, None]) ** 2 + (ys[None] - states[:, 1:, None]) ** 2
+    blob = 255 * np.exp(-d2 / 0.02)
+    back = np.broadcast_to(np.stack([(xs + 1) * 60, (ys + 1) * 60]), (len(states), 2, size, size))
+    return np.concatenate([blob[:, None], back], 1).transpose(0, 2, 3, 1).round().astype(np.uint8)
+
+
+def point_frames_dataset(path, episodes=5, length=30, seed=0, size=16):
+    """`point_play_dataset` seen through a camera: frames as observations, the states kept as
+    `qpos` (as OGBench's visual files keep the simulator state)."""
+    states_path = point_play_dataset(str(path) + ".states.npz", episodes, length, seed)
+    ds = Dataset.load(states_path)
+    Dataset(point_frames(np.asarray(ds.observations), size), ds.terminals, np.asarray(ds.actions),
+            extras={"qpos": np.asarray(ds.observations)}).save(path, compressed=False)
+    return path
+
+
 def rollout_success(policy_fn, episodes=100, horizon=40, seed=123):
     """Fraction of episodes that end within 0.15 of a random goal."""
     rng = np.random.default_rng(seed)
@@ -81,7 +103,7 @@ def goal_batch(n=16, obs_dim=3, action_dim=2, seed=0):
             "rewards": successes - 1.0, "masks": 1.0 - successes}
 
 
-def assert_resume_matches_uninterrupted(method, tmp_path, overrides, steps=40, every=10):
+def assert_resume_matches_uninterrupted(method, tmp_path, overrides, steps=40, every=10, data=None):
     """Train `steps` in one go, and `steps // 2` then resume to `steps` from the checkpoint before
     the last (so steps are replayed after a restore too); the final weights must be identical.
     Returns the final weights for method-specific checks."""
@@ -91,7 +113,7 @@ def assert_resume_matches_uninterrupted(method, tmp_path, overrides, steps=40, e
     from safetensors.torch import load_file
 
     from autodidact.workflows import train as trainer
-    data = point_play_dataset(tmp_path / "point.npz", episodes=5)
+    data = data or point_play_dataset(tmp_path / "point.npz", episodes=5)
     full = trainer.new_run(settings(method, tmp_path, data, steps, out="full", overrides=overrides,
                                     checkpoint_every=every), argv=["x"])
     half = steps // 2

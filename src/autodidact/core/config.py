@@ -205,5 +205,9 @@ def check_common(cfg):
     for k in ("alpha", "low_alpha", "high_alpha"):
         if k in has:
             check(getattr(cfg, k) >= 0, k, f"must be >= 0, got {getattr(cfg, k)}")
+    if getattr(cfg, "p_aug", None) is not None:
+        check(0.0 <= cfg.p_aug <= 1.0, "p_aug", f"must be in [0, 1], got {cfg.p_aug}")
+    if getattr(cfg, "frame_stack", None) is not None:
+        check(cfg.frame_stack >= 1, "frame_stack", f"must be >= 1, got {cfg.frame_stack}")
     if "actor_loss" in has:
         check(cfg.actor_loss in ("ddpgbc", "awr"), "actor_loss", f"must be 'ddpgbc' or 'awr', got '{cfg.actor_loss}'")

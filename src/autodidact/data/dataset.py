@@ -92,6 +92,12 @@ class Dataset:
         """Index of the last step of the episode each index belongs to (vectorized)."""
         return np.take(self._end_of_step, idxs)
 
+    def episode_start_of(self, idxs):
+        """Index of the first step of the episode each index belongs to (vectorized)."""
+        if not hasattr(self, "_start_of_step"):
+            self._start_of_step = np.repeat(self.episode_starts, self.episode_lengths)
+        return np.take(self._start_of_step, idxs)
+
     def next_observations(self, idxs):
         return self.observations[np.asarray(idxs) + 1]
 

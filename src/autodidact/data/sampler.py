@@ -11,6 +11,11 @@ goals (k steps ahead) and high-level goals with their k-step subgoal targets.
 `WindowSampler` cuts fixed-length windows that never cross an episode boundary, for sequence
 models (Play-LMP, Play-GCBC).
 
+Both read frames as OGBench's GCDataset does: `frame_stack` stacks the k frames ending at each
+index along channels (an episode's first frame repeats before it starts), and with probability
+`p_aug` a whole batch is randomly shifted, each row by its own offset, the same offset for every
+frame of that row (its observation, next observation and goals).
+
 Both own a `np.random.Generator`; its state round-trips through `state_dict()` (plain JSON), so a
 resumed run draws exactly the batches an uninterrupted one would.
 """
@@ -31,10 +36,46 @@ def take(array, idxs):
     return np.take(np.asarray(array), idxs, axis=0)
 
 
+def random_shift(images, offsets, pad=3):
+    """Shift each row of `images` [B, ..., H, W, C] by `offsets` [B, 2] in [0, 2 * pad]: the crop
+    at those offsets of the image padded by `pad` with its edge pixels (OGBench's random crop).
+    Edge padding is index clamping, so the crop is one gather with no padded copy."""
+    h, w = images.shape[-3:-1]
+    rows = np.clip(offsets[:, :1] - pad + np.arange(h), 0, h - 1)           # [B, H]
+    cols = np.clip(offsets[:, 1:] - pad + np.arange(w), 0, w - 1)           # [B, W]
+    flat = images.reshape(len(images), -1, *images.shape[-3:])              # [B, F, H, W, C]
+    b = np.arange(len(images))[:, None, None, None]
+    f = np.arange(flat.shape[1])[None, :, None, None]
+    return flat[b, f, rows[:, None, :, None], cols[:, None, None, :]].reshape(images.shape)
+
+
 class _Sampler:
-    def __init__(self, dataset: Dataset, seed: int):
+    def __init__(self, dataset: Dataset, seed: int, p_aug=None, frame_stack=None):
         self.dataset = dataset
         self.rng = np.random.default_rng(seed)
+        self.p_aug = p_aug
+        self.frame_stack = frame_stack if frame_stack and frame_stack > 1 else None
+        if p_aug is not None and len(dataset.obs_shape) != 3:
+            raise UserError(f"{dataset.path}: p_aug shifts frames [H, W, C], but observations are "
+                            f"{list(dataset.obs_shape)}; leave p_aug unset")
+
+    def frames(self, idxs):
+        """Observations at `idxs` (any shape), with the `frame_stack` frames ending there stacked
+        along the last axis."""
+        obs = self.dataset.observations
+        if self.frame_stack is None:
+            return take(obs, idxs)
+        first = self.dataset.episode_start_of(idxs)
+        return np.concatenate([take(obs, np.maximum(idxs - i, first)) for i in reversed(range(self.frame_stack))], -1)
+
+    def augment(self, batch, keys):
+        """With probability p_aug, shift the frames under `keys` (one offset per row for all)."""
+        if self.p_aug is None or self.rng.random() >= self.p_aug:
+            return
+        offsets = self.rng.integers(0, 7, size=(len(batch[keys[0]]), 2))
+        for k in keys:
+            if k in batch:
+                batch[k] = random_shift(batch[k], offsets)
 
     def state_dict(self):
         return {"bit_generator": self.rng.bit_generator.state}
@@ -77,8 +118,8 @@ class GoalSampler(_Sampler):
 
     def __init__(self, dataset: Dataset, seed: int = 0, *, value_goals: GoalConfig = None,
                  actor_goals: GoalConfig = None, discount: float = 0.99, gc_negative: bool = True,
-                 subgoal_steps: int = 0, chunk: int = 1, need_actions: bool = True):
-        super().__init__(dataset, seed)
+                 subgoal_steps: int = 0, chunk: int = 1, need_actions: bool = True, p_aug=None, frame_stack=None):
+        super().__init__(dataset, seed, p_aug, frame_stack)
         self.value_goals, self.actor_goals = value_goals, actor_goals
         self.discount, self.gc_negative, self.subgoal_steps = discount, gc_negative, subgoal_steps
         self.need_actions = need_actions
@@ -128,38 +169,39 @@ class GoalSampler(_Sampler):
 
     def sample(self, batch_size):
         ds = self.dataset
-        obs = ds.observations
         idxs = self._random_starts(batch_size)
         final = ds.episode_end_of(idxs) - 1
-        batch = {"observations": take(obs, idxs)}
+        batch = {"observations": self.frames(idxs)}
         if self._chunk is None:
-            batch["next_observations"] = take(obs, idxs + 1)
+            batch["next_observations"] = self.frames(idxs + 1)
             if self.need_actions:
                 batch["actions"] = take(ds.actions, idxs)
         elif self.need_actions:
             batch["actions"] = take(ds.actions, idxs[:, None] + self._chunk)   # [B, chunk, A]
         if self.value_goals is not None:
             value_goal_idxs = self.sample_goals(idxs, self.value_goals, final)
-            batch["value_goals"] = take(obs, value_goal_idxs)
+            batch["value_goals"] = self.frames(value_goal_idxs)
             successes = (idxs == value_goal_idxs).astype(np.float32)
             batch["masks"] = 1.0 - successes
             batch["rewards"] = successes - (1.0 if self.gc_negative else 0.0)
         if self.actor_goals is not None:
-            batch["actor_goals"] = take(obs, self.sample_goals(idxs, self.actor_goals, final))
+            batch["actor_goals"] = self.frames(self.sample_goals(idxs, self.actor_goals, final))
         if self.subgoal_steps:
             self._add_subgoals(batch, idxs, final)
+        self.augment(batch, ["observations", "next_observations", "value_goals", "actor_goals", "low_actor_goals",
+                             "high_actor_goals", "high_actor_targets"])
         return batch
 
     def _add_subgoals(self, batch, idxs, final):
         """HIQL: low-level goal k steps ahead; high-level goal with its k-step subgoal target."""
-        k, goals, obs = self.subgoal_steps, self.actor_goals, self.dataset.observations
-        batch["low_actor_goals"] = take(obs, np.minimum(idxs + k, final))
+        k, goals = self.subgoal_steps, self.actor_goals
+        batch["low_actor_goals"] = self.frames(np.minimum(idxs + k, final))
         high_traj = self._future_idxs(idxs, final, goals.geom_sample)
         high_rand = self._random_states(len(idxs))
         pick_random = self.rng.random(len(idxs)) < goals.p_randomgoal
-        batch["high_actor_goals"] = take(obs, np.where(pick_random, high_rand, high_traj))
-        batch["high_actor_targets"] = take(obs, np.where(pick_random, np.minimum(idxs + k, final),
-                                                         np.minimum(idxs + k, high_traj)))
+        batch["high_actor_goals"] = self.frames(np.where(pick_random, high_rand, high_traj))
+        batch["high_actor_targets"] = self.frames(np.where(pick_random, np.minimum(idxs + k, final),
+                                                           np.minimum(idxs + k, high_traj)))
 
 
 def _chunk_starts(dataset, starts, chunk):
@@ -176,8 +218,9 @@ class WindowSampler(_Sampler):
     """Fixed-length windows inside one episode: `window` observations and actions, and the
     observation right after the window as its goal (Play-LMP's hindsight goal)."""
 
-    def __init__(self, dataset: Dataset, window: int, seed: int = 0, need_actions: bool = True):
-        super().__init__(dataset, seed)
+    def __init__(self, dataset: Dataset, window: int, seed: int = 0, need_actions: bool = True, p_aug=None,
+                 frame_stack=None):
+        super().__init__(dataset, seed, p_aug, frame_stack)
         if window < 1:
             raise UserError(f"window must be >= 1, got {window}")
         self.window = window
@@ -205,8 +248,9 @@ class WindowSampler(_Sampler):
         ds = self.dataset
         starts = self.start_idxs[self.rng.integers(len(self.start_idxs), size=batch_size)]
         steps = starts[:, None] + self._offsets[None, :]
-        batch = {"observations": take(ds.observations, steps),          # [B, L, *obs]
-                 "goals": take(ds.observations, starts + self.window)}  # [B, *obs]
+        batch = {"observations": self.frames(steps),              # [B, L, *obs]
+                 "goals": self.frames(starts + self.window)}      # [B, *obs]
         if self.need_actions:
-            batch["actions"] = take(ds.actions, steps)                  # [B, L, A]
+            batch["actions"] = take(ds.actions, steps)            # [B, L, A]
+        self.augment(batch, ["observations", "goals"])
         return batch

@@ -13,24 +13,44 @@ holds everything) and one optimizer. What the trainer, evaluator and prompts rel
 - what it accepts and needs, as class attributes: `prompts` (goal, reward), `data` (transitions
   with hindsight goals, or windows), `needs_actions`; `Config`, a typed dataclass of its settings.
 
-Shared settings are nested configs of their own: `value_goals` and `actor_goals` (`GoalConfig`)
-say how the sampler relabels goals, for every method that uses them.
+Shared settings: every `Config` inherits `ObservationConfig` (how observations are read: an image
+encoder, augmentation, frame stacking), and `value_goals` / `actor_goals` (`GoalConfig`) say how
+the sampler relabels goals, for every method that uses them.
+
+Networks read observations through `gc_encoder` / `make_encoder`: flat vectors for states (no
+parameters, so state-based networks are what they always were), OGBench's IMPALA encoders for
+frames, one per network as the reference builds them.
 """
 
 import abc
-from typing import ClassVar
+from dataclasses import dataclass
+from typing import ClassVar, Optional
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
 
+from autodidact.core.config import ConfigError, check, opt
 from autodidact.core.errors import UserError
 from autodidact.data.sampler import GoalSampler, WindowSampler
 from autodidact.nn import adam, ema_update
+from autodidact.nn.encoders import ENCODERS, GCEncoder, is_image_shape, make_encoder
 
 PROMPTS = ("goal", "reward")
 DATA = ("transitions", "windows")
+
+
+@dataclass
+class ObservationConfig:
+    """How a method reads observations; every method's Config inherits these fields."""
+    encoder: Optional[str] = opt(None, "image encoder for frame observations: " + ", ".join(ENCODERS)
+                                 + " (None: state vectors straight into the MLPs)")
+    p_aug: Optional[float] = opt(None, "probability that a batch of frames is randomly shifted (pad 3 by "
+                                 "edge, crop back), OGBench's augmentation (None: never)")
+    frame_stack: Optional[int] = opt(None, "stack this many consecutive frames along channels (None: one); "
+                                     "the first frames of an episode repeat its first frame")
+    # Ranges are checked by `check_common`, the encoder's name when the method is built.
 
 
 class Method(nn.Module, abc.ABC):
@@ -60,7 +80,19 @@ class Method(nn.Module, abc.ABC):
     def __init__(self, cfg, obs_shape, action_dim):
         super().__init__()
         self.cfg = cfg
-        self.obs_shape = tuple(obs_shape)
+        obs_shape = tuple(obs_shape)
+        check(cfg.encoder is None or cfg.encoder in ENCODERS, "encoder",
+              f"must be one of {', '.join(ENCODERS)} or None, got '{cfg.encoder}'")
+        images = is_image_shape(obs_shape)
+        if images and cfg.encoder is None:
+            raise UserError(f"observations are frames {list(obs_shape)} and method '{self.name}' has no image "
+                            "encoder: add --set encoder=impala_small")
+        if not images and cfg.encoder is not None:
+            raise ConfigError("encoder", f"'{cfg.encoder}' reads frames [H, W, C], but observations are "
+                              f"state vectors {list(obs_shape)}; leave encoder unset")
+        if cfg.frame_stack and cfg.frame_stack > 1:
+            obs_shape = (*obs_shape[:-1], obs_shape[-1] * cfg.frame_stack)
+        self.obs_shape = obs_shape  # what the networks read (frames stacked along channels)
         self.obs_dim = int(np.prod(obs_shape))
         self.action_dim = action_dim
 
@@ -101,8 +133,10 @@ class Method(nn.Module, abc.ABC):
         config's `value_goals` / `actor_goals` describe."""
         cfg = self.cfg
         if self.data == "windows":
-            return WindowSampler(dataset, cfg.window, seed=seed, need_actions=self.needs_actions)
-        return GoalSampler(dataset, seed, value_goals=getattr(cfg, "value_goals", None),
+            return WindowSampler(dataset, cfg.window, seed=seed, need_actions=self.needs_actions,
+                                 p_aug=cfg.p_aug, frame_stack=cfg.frame_stack)
+        return GoalSampler(dataset, seed, p_aug=cfg.p_aug, frame_stack=cfg.frame_stack,
+                           value_goals=getattr(cfg, "value_goals", None),
                            actor_goals=getattr(cfg, "actor_goals", None), discount=cfg.discount,
                            gc_negative=getattr(cfg, "gc_negative", True),
                            subgoal_steps=getattr(cfg, "subgoal_steps", 0), chunk=getattr(cfg, "chunk", 1),
@@ -114,9 +148,17 @@ class Method(nn.Module, abc.ABC):
         return GoalPolicy(self, temperature=temperature, seed=seed)
 
     # ------------------------------------------------------------ shared
-    def flat(self, x):
-        """Observations of any shape -> [B, obs_dim] float32."""
-        return x.reshape(x.shape[0], -1).float()
+    def make_encoder(self, channels=1):
+        """A fresh encoder of observations (`channels` = 2: [s; g] stacked): `Flat` for states,
+        `cfg.encoder` for frames. Its width is `.out_dim`."""
+        return make_encoder(self.cfg.encoder, self.obs_shape, channels)
+
+    def gc_encoder(self, state=False, goal=False, concat=False, encoded_goal_dim=0):
+        """OGBench's GCEncoder with the parts asked for, each a fresh encoder: (s, g) ->
+        [enc(s), enc(g), enc([s; g])]; with `encoded_goal_dim`, g is already a representation of
+        that width (a subgoal rep, a skill) and is appended as it is."""
+        return GCEncoder(state=self.make_encoder() if state else None, goal=self.make_encoder() if goal else None,
+                         concat=self.make_encoder(2) if concat else None, encoded_goal_dim=encoded_goal_dim)
 
     def optimize(self, loss):
         """One gradient step. Under torchrun, gradients are averaged across processes before the

@@ -66,7 +66,7 @@ from torch import nn
 
 from autodidact.core.config import check, check_common, opt
 from autodidact.data.sampler import GoalConfig
-from autodidact.methods.base import Method
+from autodidact.methods.base import Method, ObservationConfig
 from autodidact.nn import MLP, ema_update
 
 SIGMA_DENSITY_SCALE = 0.5  # scale of the log-logistic training density (the reference's default)
@@ -74,7 +74,7 @@ SCHEDULES = ("exponential", "karras")
 
 
 @dataclass
-class BESOConfig:
+class BESOConfig(ObservationConfig):
     lr: float = opt(1e-4, "AdamW learning rate (BESO's configs)")
     weight_decay: float = opt(0.01, "AdamW weight decay (torch's default, which BESO's kitchen config uses)")
     lr_decay: float = opt(1.0, "multiply the lr by this every 100 steps (BESO's StepLR uses 0.99; off, see top)")
@@ -117,10 +117,14 @@ class BESOConfig:
 
 
 class ScoreNet(nn.Module):
-    """F(c_in x, c_noise, s, g, dropped): the raw network inside EDM's preconditioning."""
+    """F(c_in x, c_noise, s, g, dropped): the raw network inside EDM's preconditioning, on encoded
+    states and goals. Its one observation encoder (flat for states, CNN for frames, shared by s and
+    g as BESO's image encoder) belongs to the net, so the EMA averages it too."""
 
-    def __init__(self, x_dim, obs_dim, hidden_dims, sigma_embed_dim, layer_norm):
+    def __init__(self, x_dim, encoder, hidden_dims, sigma_embed_dim, layer_norm):
         super().__init__()
+        self.encoder = encoder
+        obs_dim = encoder.out_dim
         # BESO embeds c_noise with a learned layer (a linear token in its GPT); inside an MLP a linear
         # embedding adds nothing over the scalar, so it gets one hidden layer.
         self.sigma_embed = MLP(1, (sigma_embed_dim,), out_dim=sigma_embed_dim)
@@ -143,7 +147,7 @@ class BESO(Method):
     def __init__(self, cfg: BESOConfig, obs_shape, action_dim):
         super().__init__(cfg, obs_shape, action_dim)
         self.x_dim = cfg.chunk * action_dim
-        self.net = ScoreNet(self.x_dim, self.obs_dim, cfg.hidden_dims, cfg.sigma_embed_dim, cfg.layer_norm)
+        self.net = ScoreNet(self.x_dim, self.make_encoder(), cfg.hidden_dims, cfg.sigma_embed_dim, cfg.layer_norm)
         self.ema_net = copy.deepcopy(self.net).requires_grad_(False)
         # Updates so far: drives the EMA warm-up and the lr decay, and is saved with the weights.
         self.register_buffer("num_updates", torch.zeros((), dtype=torch.int64))
@@ -186,7 +190,7 @@ class BESO(Method):
     # ------------------------------------------------------------ training
     def loss(self, batch):
         cfg = self.cfg
-        obs, goals = self.flat(batch["observations"]), self.flat(batch["actor_goals"])
+        obs, goals = (self.net.encoder(batch[k]) for k in ("observations", "actor_goals"))
         actions = batch["actions"].reshape(obs.shape[0], -1)
         n, device = obs.shape[0], obs.device
         # Every random draw comes from torch's CPU generator, which checkpoints save, so a resumed
@@ -248,7 +252,7 @@ class BESO(Method):
         step where it returns D); with temperature eta > 0 it steps to sigma_down and adds fresh
         noise of std sigma_up (Euler-ancestral), so eta = 0 is the reference's DDIM sampler."""
         guidance = self.cfg.guidance if guidance is None else guidance
-        obs, g = self.flat(observations), self.flat(goals)
+        obs, g = (self.ema_net.encoder(x) for x in (observations, goals))  # once for every denoising step
         n, device = obs.shape[0], obs.device
 
         def randn():  # from the caller's generator (CPU), so seeded evaluation is reproducible

@@ -16,13 +16,13 @@ import torch.nn.functional as F
 
 from autodidact.core.config import check, check_common, opt
 from autodidact.data.sampler import GoalConfig
-from autodidact.methods.base import Method
+from autodidact.methods.base import Method, ObservationConfig
 from autodidact.nn import (MLP, GaussianActor, actor_info, awr_loss, ddpgbc_loss, frozen, gaussian_log_prob,
                            policy_actions)
 
 
 @dataclass
-class CRLConfig:
+class CRLConfig(ObservationConfig):
     lr: float = opt(3e-4, "Adam learning rate (one optimizer over critic, value and actor)")
     batch_size: int = opt(1024, "transitions per gradient step; each row's negatives are the other rows")
     actor_hidden_dims: tuple[int, ...] = opt((512, 512, 512), "actor MLP hidden layer widths")
@@ -48,17 +48,26 @@ class CRLConfig:
 
 
 class Bilinear(torch.nn.Module):
-    """phi(x) . psi(g) / sqrt(d) with `ensemble` independent copies of both towers
-    (the reference's GCBilinearValue). Towers return [E, B, d]; scores [E, B]."""
+    """phi([enc_s(s); a]) . psi(enc_g(g)) / sqrt(d) with `ensemble` independent copies of both
+    towers over shared encoders (the reference's GCBilinearValue). Towers return [E, B, d];
+    scores [E, B]."""
 
-    def __init__(self, x_dim, goal_dim, hidden_dims, latent_dim, layer_norm, ensemble):
+    def __init__(self, state_encoder, goal_encoder, action_dim, hidden_dims, latent_dim, layer_norm, ensemble):
         super().__init__()
-        self.phi = MLP(x_dim, hidden_dims, out_dim=latent_dim, layer_norm=layer_norm, ensemble=ensemble)
-        self.psi = MLP(goal_dim, hidden_dims, out_dim=latent_dim, layer_norm=layer_norm, ensemble=ensemble)
+        self.state_encoder, self.goal_encoder = state_encoder, goal_encoder
+        self.phi = MLP(state_encoder.out_dim + action_dim, hidden_dims, out_dim=latent_dim, layer_norm=layer_norm,
+                       ensemble=ensemble)
+        self.psi = MLP(goal_encoder.out_dim, hidden_dims, out_dim=latent_dim, layer_norm=layer_norm, ensemble=ensemble)
         self.scale = 1.0 / math.sqrt(latent_dim)
 
-    def forward(self, x, goals):
-        return (self.phi(x) * self.psi(goals)).sum(-1) * self.scale
+    def towers(self, observations, goals, actions=None):
+        """(phi, psi), each [E, B, d]."""
+        s = self.state_encoder(observations)
+        return self.phi(s if actions is None else torch.cat([s, actions], -1)), self.psi(self.goal_encoder(goals))
+
+    def forward(self, observations, goals, actions=None):
+        phi, psi = self.towers(observations, goals, actions)
+        return (phi * psi).sum(-1) * self.scale
 
 
 class CRL(Method):
@@ -70,13 +79,14 @@ class CRL(Method):
 
     def __init__(self, cfg: CRLConfig, obs_shape, action_dim):
         super().__init__(cfg, obs_shape, action_dim)
-        self.critic = Bilinear(self.obs_dim + action_dim, self.obs_dim, cfg.value_hidden_dims, cfg.latent_dim,
-                               cfg.layer_norm, cfg.ensemble)
+        self.critic = Bilinear(self.make_encoder(), self.make_encoder(), action_dim, cfg.value_hidden_dims,
+                               cfg.latent_dim, cfg.layer_norm, cfg.ensemble)
         if cfg.actor_loss == "awr":
             # AWR needs V(s, g) for advantages: one more contrastive tower pair, not ensembled (as the reference).
-            self.value_net = Bilinear(self.obs_dim, self.obs_dim, cfg.value_hidden_dims, cfg.latent_dim,
-                                      cfg.layer_norm, 1)
-        self.actor = GaussianActor(2 * self.obs_dim, action_dim, cfg.actor_hidden_dims, layer_norm=False,
+            self.value_net = Bilinear(self.make_encoder(), self.make_encoder(), 0, cfg.value_hidden_dims,
+                                      cfg.latent_dim, cfg.layer_norm, 1)
+        self.actor_encoder = self.gc_encoder(concat=True)
+        self.actor = GaussianActor(self.actor_encoder.out_dim, action_dim, cfg.actor_hidden_dims, layer_norm=False,
                                    const_std=cfg.const_std)
         # One optimizer and one backward over the summed losses, as the reference's single apply_loss_fn.
         self.optimizer = self.make_optimizer(self.parameters())
@@ -111,26 +121,26 @@ class CRL(Method):
 
     def loss(self, batch):
         cfg = self.cfg
-        obs, actions = self.flat(batch["observations"]), batch["actions"]
-        value_goals, actor_goals = self.flat(batch["value_goals"]), self.flat(batch["actor_goals"])
-        phi = self.critic.phi(torch.cat([obs, actions], -1))
-        psi = self.critic.psi(value_goals)
+        obs, actions = batch["observations"], batch["actions"]
+        value_goals, actor_goals = batch["value_goals"], batch["actor_goals"]
+        s = self.critic.state_encoder(obs)
+        phi = self.critic.phi(torch.cat([s, actions], -1))
+        psi = self.critic.psi(self.critic.goal_encoder(value_goals))
         critic_loss, info = self.contrastive_loss(phi, psi, "critic")
         total = critic_loss
         if cfg.actor_loss == "awr":
-            value_loss, value_info = self.contrastive_loss(self.value_net.phi(obs), self.value_net.psi(value_goals),
-                                                           "value")
+            value_loss, value_info = self.contrastive_loss(*self.value_net.towers(obs, value_goals), "value")
             info.update(value_info)
             total = total + value_loss
 
         with torch.no_grad():
-            psi_actor = self.critic.psi(actor_goals)  # the actor treats the critic as fixed
-        mean, log_std = self.actor(torch.cat([obs, actor_goals], -1))
+            psi_actor = self.critic.psi(self.critic.goal_encoder(actor_goals))  # the actor treats the critic as fixed
+        mean, log_std = self.actor(self.actor_encoder(obs, actor_goals))
         log_prob = gaussian_log_prob(mean, log_std, actions)
         if cfg.actor_loss == "ddpgbc":
             # Q through the critic's phi with its weights as constants: gradients reach the actions.
             q_actions = policy_actions(mean, log_std, cfg.const_std)
-            q = (frozen(self.critic.phi, torch.cat([obs, q_actions], -1)) * psi_actor).sum(-1).amin(0) * self.critic.scale
+            q = (frozen(self.critic.phi, torch.cat([s.detach(), q_actions], -1)) * psi_actor).sum(-1).amin(0) * self.critic.scale
             actor_loss, extra = ddpgbc_loss(q, log_prob, cfg.alpha)
         else:
             with torch.no_grad():
@@ -142,8 +152,8 @@ class CRL(Method):
 
     def q_value(self, observations, goals, actions):
         """min over the ensemble of phi(s, a) . psi(g) / sqrt(d): [B]."""
-        return self.critic(torch.cat([self.flat(observations), actions], -1), self.flat(goals)).amin(0)
+        return self.critic(observations, goals, actions).amin(0)
 
     def act(self, observations, goals, temperature=0.0, generator=None):
-        x = torch.cat([self.flat(observations), self.flat(goals)], -1)
+        x = self.actor_encoder(observations, goals)
         return self.actor.sample(x, temperature=temperature, generator=generator)

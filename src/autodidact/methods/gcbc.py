@@ -12,12 +12,12 @@ import torch
 
 from autodidact.core.config import check_common, opt
 from autodidact.data.sampler import GoalConfig
-from autodidact.methods.base import Method
+from autodidact.methods.base import Method, ObservationConfig
 from autodidact.nn import GaussianActor, actor_info, gaussian_log_prob
 
 
 @dataclass
-class GCBCConfig:
+class GCBCConfig(ObservationConfig):
     lr: float = opt(3e-4, "Adam learning rate")
     batch_size: int = opt(1024, "transitions per gradient step")
     actor_hidden_dims: tuple[int, ...] = opt((512, 512, 512), "actor MLP hidden layer widths")
@@ -39,17 +39,18 @@ class GCBC(Method):
 
     def __init__(self, cfg: GCBCConfig, obs_shape, action_dim):
         super().__init__(cfg, obs_shape, action_dim)
-        self.actor = GaussianActor(2 * self.obs_dim, action_dim, cfg.actor_hidden_dims,
+        self.actor_encoder = self.gc_encoder(concat=True)
+        self.actor = GaussianActor(self.actor_encoder.out_dim, action_dim, cfg.actor_hidden_dims,
                                    layer_norm=cfg.actor_layer_norm, const_std=cfg.const_std)
         self.optimizer = self.make_optimizer(self.parameters())
 
     def loss(self, batch):
-        x = torch.cat([self.flat(batch["observations"]), self.flat(batch["actor_goals"])], -1)
+        x = self.actor_encoder(batch["observations"], batch["actor_goals"])
         mean, log_std = self.actor(x)
         log_prob = gaussian_log_prob(mean, log_std, batch["actions"])
         loss = -log_prob.mean()
         return loss, {"actor/loss": loss.detach(), **actor_info("actor", mean, log_std, log_prob, batch["actions"])}
 
     def act(self, observations, goals, temperature=0.0, generator=None):
-        x = torch.cat([self.flat(observations), self.flat(goals)], -1)
+        x = self.actor_encoder(observations, goals)
         return self.actor.sample(x, temperature=temperature, generator=generator)

@@ -20,13 +20,13 @@ import torch
 
 from autodidact.core.config import check_common, opt
 from autodidact.data.sampler import VALUE_GOALS, GoalConfig
-from autodidact.methods.base import Method
+from autodidact.methods.base import Method, ObservationConfig
 from autodidact.nn import (GCValue, GaussianActor, actor_info, awr_loss, ddpgbc_loss, expectile_loss, frozen,
                            gaussian_log_prob, policy_actions, value_info)
 
 
 @dataclass
-class GCIQLConfig:
+class GCIQLConfig(ObservationConfig):
     lr: float = opt(3e-4, "Adam learning rate (one optimizer over value, critic and actor, as the reference)")
     batch_size: int = opt(1024, "transitions per gradient step")
     actor_hidden_dims: tuple[int, ...] = opt((512, 512, 512), "actor MLP hidden layer widths")
@@ -55,25 +55,27 @@ class GCIQL(Method):
 
     def __init__(self, cfg: GCIQLConfig, obs_shape, action_dim):
         super().__init__(cfg, obs_shape, action_dim)
-        goal_in = 2 * self.obs_dim
-        self.value = GCValue(goal_in, cfg.value_hidden_dims, layer_norm=cfg.layer_norm, ensemble=0)  # [B]
+        self.value = GCValue(self.gc_encoder(concat=True), cfg.value_hidden_dims, layer_norm=cfg.layer_norm,
+                             ensemble=0)  # [B]
         # The reference's two critic heads as one ensemble network: outputs are [2, B].
-        self.critic = GCValue(goal_in + action_dim, cfg.value_hidden_dims, layer_norm=cfg.layer_norm, ensemble=2)
+        self.critic = GCValue(self.gc_encoder(concat=True), cfg.value_hidden_dims, extra_dim=action_dim,
+                              layer_norm=cfg.layer_norm, ensemble=2)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
-        self.actor = GaussianActor(goal_in, action_dim, cfg.actor_hidden_dims, layer_norm=False,
+        self.actor_encoder = self.gc_encoder(concat=True)
+        self.actor = GaussianActor(self.actor_encoder.out_dim, action_dim, cfg.actor_hidden_dims, layer_norm=False,
                                    const_std=cfg.const_std)
         # The reference applies one Adam to the sum of the three losses over its whole network dict;
         # the target receives no gradient there (its Adam update is exactly zero), so it is left out.
         self.optimizer = self.make_optimizer([*self.value.parameters(), *self.critic.parameters(),
-                                              *self.actor.parameters()])
+                                              *self.actor_encoder.parameters(), *self.actor.parameters()])
 
     def targets(self):
         return [(self.target_critic, self.critic)]
 
     def loss(self, batch):
         cfg = self.cfg
-        obs, next_obs = self.flat(batch["observations"]), self.flat(batch["next_observations"])
-        goals, actor_goals = self.flat(batch["value_goals"]), self.flat(batch["actor_goals"])
+        obs, next_obs = batch["observations"], batch["next_observations"]
+        goals, actor_goals = batch["value_goals"], batch["actor_goals"]
         actions = batch["actions"]
 
         # Value: expectile regression onto the target critic's min over its two heads.
@@ -97,7 +99,7 @@ class GCIQL(Method):
 
     def actor_loss(self, obs, goals, actions):
         cfg = self.cfg
-        mean, log_std = self.actor(torch.cat([obs, goals], -1))
+        mean, log_std = self.actor(self.actor_encoder(obs, goals))
         log_prob = gaussian_log_prob(mean, log_std, actions)
         if cfg.actor_loss == "awr":
             with torch.no_grad():
@@ -109,10 +111,10 @@ class GCIQL(Method):
         return loss, {"actor/loss": loss.detach(), **info, **actor_info("actor", mean, log_std, log_prob, actions)}
 
     def act(self, observations, goals, temperature=0.0, generator=None):
-        x = torch.cat([self.flat(observations), self.flat(goals)], -1)
+        x = self.actor_encoder(observations, goals)
         return self.actor.sample(x, temperature=temperature, generator=generator)
 
     @torch.no_grad()
     def values(self, observations, goals):
         """V(s, g), for inspection and tests."""
-        return self.value(self.flat(observations), self.flat(goals))
+        return self.value(observations, goals)

@@ -19,11 +19,11 @@ import torch
 
 from autodidact.core.config import check_common, opt
 from autodidact.data.sampler import VALUE_GOALS, GoalConfig
-from autodidact.methods.base import Method
+from autodidact.methods.base import Method, ObservationConfig
 from autodidact.nn import GCValue, GaussianActor, actor_info, awr_loss, expectile_td_loss, gaussian_log_prob, value_info
 
 @dataclass
-class GCIVLConfig:
+class GCIVLConfig(ObservationConfig):
     lr: float = opt(3e-4, "Adam learning rate (one optimizer over value and actor, as the reference)")
     batch_size: int = opt(1024, "transitions per gradient step")
     actor_hidden_dims: tuple[int, ...] = opt((512, 512, 512), "actor MLP hidden layer widths")
@@ -52,21 +52,23 @@ class GCIVL(Method):
     def __init__(self, cfg: GCIVLConfig, obs_shape, action_dim):
         super().__init__(cfg, obs_shape, action_dim)
         # The reference's two value heads as one ensemble network: outputs are [2, B].
-        self.value = GCValue(2 * self.obs_dim, cfg.value_hidden_dims, layer_norm=cfg.layer_norm, ensemble=2)
+        self.value = GCValue(self.gc_encoder(concat=True), cfg.value_hidden_dims, layer_norm=cfg.layer_norm, ensemble=2)
         self.target_value = copy.deepcopy(self.value).requires_grad_(False)
-        self.actor = GaussianActor(2 * self.obs_dim, action_dim, cfg.actor_hidden_dims,
+        self.actor_encoder = self.gc_encoder(concat=True)
+        self.actor = GaussianActor(self.actor_encoder.out_dim, action_dim, cfg.actor_hidden_dims,
                                    layer_norm=False, const_std=cfg.const_std)
         # The reference applies one Adam to the sum of both losses over its whole network dict; the
         # target receives no gradient there (its Adam update is exactly zero), so it is left out.
-        self.optimizer = self.make_optimizer([*self.value.parameters(), *self.actor.parameters()])
+        self.optimizer = self.make_optimizer([*self.value.parameters(), *self.actor_encoder.parameters(),
+                                              *self.actor.parameters()])
 
     def targets(self):
         return [(self.target_value, self.value)]
 
     def loss(self, batch):
         cfg = self.cfg
-        obs, next_obs = self.flat(batch["observations"]), self.flat(batch["next_observations"])
-        value_goals, actor_goals = self.flat(batch["value_goals"]), self.flat(batch["actor_goals"])
+        obs, next_obs = batch["observations"], batch["next_observations"]
+        value_goals, actor_goals = batch["value_goals"], batch["actor_goals"]
         value_loss, v = expectile_td_loss(self.value, self.target_value, obs, next_obs, value_goals, value_goals,
                                           batch["rewards"], batch["masks"], cfg.discount, cfg.expectile)
 
@@ -75,7 +77,7 @@ class GCIVL(Method):
         with torch.no_grad():
             v_s, v_next = self.value(torch.cat([obs, next_obs]), torch.cat([actor_goals, actor_goals])).mean(0).chunk(2)
             adv = v_next - v_s
-        mean, log_std = self.actor(torch.cat([obs, actor_goals], -1))
+        mean, log_std = self.actor(self.actor_encoder(obs, actor_goals))
         log_prob = gaussian_log_prob(mean, log_std, batch["actions"])
         actor_loss = awr_loss(adv, log_prob, cfg.alpha)
         return value_loss + actor_loss, {
@@ -83,10 +85,10 @@ class GCIVL(Method):
             "actor/adv": adv.mean(), **actor_info("actor", mean, log_std, log_prob, batch["actions"])}
 
     def act(self, observations, goals, temperature=0.0, generator=None):
-        x = torch.cat([self.flat(observations), self.flat(goals)], -1)
+        x = self.actor_encoder(observations, goals)
         return self.actor.sample(x, temperature=temperature, generator=generator)
 
     @torch.no_grad()
     def values(self, observations, goals):
         """V(s, g) averaged over the two heads, for inspection and tests."""
-        return self.value(self.flat(observations), self.flat(goals)).mean(0)
+        return self.value(observations, goals).mean(0)

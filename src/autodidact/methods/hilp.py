@@ -48,13 +48,13 @@ import torch
 
 from autodidact.core.config import check, check_common, opt
 from autodidact.data.sampler import GoalConfig
-from autodidact.methods.base import Method
+from autodidact.methods.base import Method, ObservationConfig
 from autodidact.nn import (ACTIVATIONS, MLP, GCValue, GaussianActor, actor_info, awr_loss, expectile_loss,
                            expectile_td_loss, gaussian_log_prob, value_info)
 
 
 @dataclass
-class HILPConfig:
+class HILPConfig(ObservationConfig):
     lr: float = opt(3e-4, "Adam learning rate (one optimizer over phi, skill value, skill critic and actor)")
     batch_size: int = opt(1024, "transitions per gradient step")
     actor_hidden_dims: tuple[int, ...] = opt((512, 512, 512), "skill-policy MLP hidden layer widths")
@@ -101,22 +101,33 @@ class HILP(Method):
 
     def __init__(self, cfg: HILPConfig, obs_shape, action_dim):
         super().__init__(cfg, obs_shape, action_dim)
-        d, k = self.obs_dim, cfg.skill_dim
-        # Two phi networks as one ensemble network: phi(x) is [2, B, skill_dim].
-        self.phi_net = MLP(d, cfg.value_hidden_dims, out_dim=k, layer_norm=cfg.layer_norm, ensemble=2)
+        k = cfg.skill_dim
+        # Two phi networks as one ensemble network over one encoder: phi(x) is [2, B, skill_dim].
+        self.phi_encoder = self.make_encoder()
+        self.phi_net = MLP(self.phi_encoder.out_dim, cfg.value_hidden_dims, out_dim=k, layer_norm=cfg.layer_norm,
+                           ensemble=2)
+        self.target_phi_encoder = copy.deepcopy(self.phi_encoder).requires_grad_(False)
         self.target_phi_net = copy.deepcopy(self.phi_net).requires_grad_(False)
-        self.skill_value = GCValue(d + k, cfg.value_hidden_dims, layer_norm=cfg.layer_norm, ensemble=0)
-        self.skill_critic = GCValue(d + k + action_dim, cfg.value_hidden_dims, layer_norm=cfg.layer_norm, ensemble=2)
+        # The skill networks read [enc(s); z] (and a): each its own state encoder on frames.
+        self.skill_value = GCValue(self.gc_encoder(state=True, encoded_goal_dim=k), cfg.value_hidden_dims,
+                                   layer_norm=cfg.layer_norm, ensemble=0)
+        self.skill_critic = GCValue(self.gc_encoder(state=True, encoded_goal_dim=k), cfg.value_hidden_dims,
+                                    extra_dim=action_dim, layer_norm=cfg.layer_norm, ensemble=2)
         self.target_skill_critic = copy.deepcopy(self.skill_critic).requires_grad_(False)
-        self.actor = GaussianActor(d + k, action_dim, cfg.actor_hidden_dims, layer_norm=False,
+        self.actor_encoder = self.gc_encoder(state=True, encoded_goal_dim=k)
+        self.actor = GaussianActor(self.actor_encoder.out_dim, action_dim, cfg.actor_hidden_dims, layer_norm=False,
                                    const_std=cfg.const_std, log_std_min=-5.0, activation=cfg.actor_activation)
         # One Adam over everything the summed loss trains; the targets get no gradient in the
         # reference (their Adam update is exactly zero), so they are left out.
-        self.optimizer = self.make_optimizer([*self.phi_net.parameters(), *self.skill_value.parameters(),
-                                              *self.skill_critic.parameters(), *self.actor.parameters()])
+        self.optimizer = self.make_optimizer([
+            *self.phi_encoder.parameters(), *self.phi_net.parameters(), *self.skill_value.parameters(),
+            *self.skill_critic.parameters(), *self.actor_encoder.parameters(), *self.actor.parameters()])
 
     def targets(self):
-        return [(self.target_phi_net, self.phi_net), (self.target_skill_critic, self.skill_critic)]
+        pairs = [(self.target_phi_net, self.phi_net), (self.target_skill_critic, self.skill_critic)]
+        if self.cfg.encoder is not None:  # a frame encoder has weights of its own to average
+            pairs.insert(0, (self.target_phi_encoder, self.phi_encoder))
+        return pairs
 
     # ------------------------------------------------------------ representation
     @staticmethod
@@ -124,32 +135,34 @@ class HILP(Method):
         """V = -||phi(s) - phi(g)|| with the reference's 1e-6 floor under the square root."""
         return -torch.sqrt((phi_s - phi_g).pow(2).sum(-1).clamp_min(1e-6))
 
+    def phis(self, observations, target=False):
+        """Both phi networks' representations, [2, B, skill_dim]."""
+        if target:
+            return self.target_phi_net(self.target_phi_encoder(observations))
+        return self.phi_net(self.phi_encoder(observations))
+
     def phi(self, observations):
         """The Hilbert representation of the first phi network, [B, skill_dim]."""
-        return self.phi_net(self.flat(observations))[0]
+        return self.phis(observations)[0]
 
     def goal_skills(self, observations, goals):
         """z = normalize(phi(g) - phi(s)): the skill that heads straight for g in phi space."""
-        s, g = self.flat(observations), self.flat(goals)
-        phis = self.phi_net(torch.cat([s, g]))[0]
-        phi_s, phi_g = phis.chunk(2)
+        phi_s, phi_g = self.phi(torch.cat([observations, goals])).chunk(2)
         return normalize(phi_g - phi_s)
 
     @torch.no_grad()
     def values(self, observations, goals):
         """V(s, g) = -||phi(s) - phi(g)|| averaged over the two phi networks (minus the learned
         temporal distance), for inspection and tests."""
-        s, g = self.flat(observations), self.flat(goals)
-        phi_s, phi_g = self.phi_net(torch.cat([s, g])).chunk(2, dim=1)
+        phi_s, phi_g = self.phis(torch.cat([observations, goals])).chunk(2, dim=1)
         return self._distance_value(phi_s, phi_g).mean(0)
 
     # ------------------------------------------------------------ losses
-    @classmethod
-    def _value_of(cls, phi_net):
-        """V(s, g) = -||phi(s) - phi(g)|| for both phi networks of `phi_net`: [2, B]."""
+    def _value_of(self, target):
+        """V(s, g) = -||phi(s) - phi(g)|| for both phi networks (online or target): [2, B]."""
         def value(observations, goals):
-            phi_s, phi_g = phi_net(torch.cat([observations, goals])).chunk(2, dim=1)
-            return cls._distance_value(phi_s, phi_g)
+            phi_s, phi_g = self.phis(torch.cat([observations, goals]), target).chunk(2, dim=1)
+            return self._distance_value(phi_s, phi_g)
         return value
 
     def sample_skills(self, n, device):
@@ -161,16 +174,16 @@ class HILP(Method):
         """phi's goal-conditioned value (GCIVL's expectile TD on V = -||phi(s) - phi(g)||), then IQL +
         AWR for the skill policy on the intrinsic reward <phi(s') - phi(s), z> of random skills z."""
         cfg = self.cfg
-        s, s_next, a = self.flat(batch["observations"]), self.flat(batch["next_observations"]), batch["actions"]
-        goals = self.flat(batch["value_goals"])
+        s, s_next, a = batch["observations"], batch["next_observations"], batch["actions"]
+        goals = batch["value_goals"]
         n = s.shape[0]
-        value_loss, v = expectile_td_loss(self._value_of(self.phi_net), self._value_of(self.target_phi_net), s,
+        value_loss, v = expectile_td_loss(self._value_of(target=False), self._value_of(target=True), s,
                                           s_next, goals, goals, batch["rewards"], batch["masks"], cfg.discount,
                                           cfg.expectile)
 
         skills = self.sample_skills(n, s.device)
         with torch.no_grad():
-            phi_s, phi_next = self.phi_net(torch.cat([s, s_next]))[0].split(n)
+            phi_s, phi_next = self.phi(torch.cat([s, s_next])).split(n)
             rewards = ((phi_next - phi_s) * skills).sum(-1)
             q_target = self.target_skill_critic(s, skills, a).min(0).values          # min of [2, B]
             next_v = self.skill_value(s_next, skills)
@@ -182,7 +195,7 @@ class HILP(Method):
         q_td = rewards + cfg.skill_discount * next_v
         critic_loss = (self.skill_critic(s, skills, a) - q_td).pow(2).sum(0).mean()
         # Actor: AWR with advantage min target Q - V on the dataset action.
-        mean, log_std = self.actor(torch.cat([s, skills], -1))
+        mean, log_std = self.actor(self.actor_encoder(s, skills))
         log_prob = gaussian_log_prob(mean, log_std, a)
         actor_loss = awr_loss(adv, log_prob, cfg.skill_temperature)
         info = {"value/loss": value_loss.detach(), **value_info("value", v),
@@ -196,10 +209,9 @@ class HILP(Method):
     # ------------------------------------------------------------ acting
     def act_skill(self, observations, skills, temperature=0.0, generator=None):
         """pi(a | s, z) for skills z (unit vectors, [B, skill_dim] or one [skill_dim] for all)."""
-        s = self.flat(observations)
-        z = torch.as_tensor(skills, dtype=s.dtype, device=s.device)
-        z = z.expand(s.shape[0], -1) if z.dim() == 1 else z
-        return self.actor.sample(torch.cat([s, z], -1), temperature=temperature, generator=generator)
+        z = torch.as_tensor(skills, dtype=torch.float32, device=observations.device)
+        z = z.expand(observations.shape[0], -1) if z.dim() == 1 else z
+        return self.actor.sample(self.actor_encoder(observations, z), temperature=temperature, generator=generator)
 
     def act(self, observations, goals, temperature=0.0, generator=None):
         """Goal prompting: the skill towards phi(g), recomputed from the current state each call."""

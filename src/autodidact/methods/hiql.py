@@ -18,7 +18,7 @@ low), subgoal_steps 25, one Adam (3e-4) over phi, value and both actors, tau 0.0
 
 Sharing details of the reference, kept here: phi's parameters live once (flax adopts the one
 `goal_rep` module into the value, target value and low actor); the Polyak target covers only the
-value MLPs, so the target value runs the *online* phi; the low actor's input phi is stop-gradient
+value's state encoder and MLPs, so the target value runs the *online* phi; the low actor's input phi is stop-gradient
 unless `low_actor_rep_grad` (meant for pixel encoders); the high actor's targets phi([s; w]) never
 carry gradient.
 """
@@ -32,13 +32,13 @@ from torch import nn
 
 from autodidact.core.config import check, check_common, opt
 from autodidact.data.sampler import VALUE_GOALS, GoalConfig
-from autodidact.methods.base import Method
+from autodidact.methods.base import Method, ObservationConfig
 from autodidact.nn import (MLP, GCValue, GaussianActor, actor_info, awr_loss, expectile_td_loss, gaussian_log_prob,
                            value_info)
 
 
 @dataclass
-class HIQLConfig:
+class HIQLConfig(ObservationConfig):
     lr: float = opt(3e-4, "Adam learning rate (one optimizer over phi, value and both actors, as the reference)")
     batch_size: int = opt(1024, "transitions per gradient step")
     actor_hidden_dims: tuple[int, ...] = opt((512, 512, 512), "hidden widths of both actor MLPs")
@@ -68,13 +68,14 @@ class GoalRep(nn.Module):
     """phi([s; g]): an MLP whose output is rescaled to norm sqrt(rep_dim) (the reference's
     LengthNormalize), so subgoal representations live on a sphere whose coordinates are O(1)."""
 
-    def __init__(self, in_dim, hidden_dims, rep_dim, layer_norm):
+    def __init__(self, encoder, hidden_dims, rep_dim, layer_norm):
         super().__init__()
-        self.net = MLP(in_dim, hidden_dims, out_dim=rep_dim, layer_norm=layer_norm)
+        self.encoder = encoder  # of [s; g]: the flat concatenation, or frames stacked along channels
+        self.net = MLP(encoder.out_dim, hidden_dims, out_dim=rep_dim, layer_norm=layer_norm)
         self.scale = math.sqrt(rep_dim)
 
     def forward(self, observations, goals):
-        z = self.net(torch.cat([observations, goals], -1))
+        z = self.net(self.encoder(observations, goals))
         return z * (self.scale / torch.linalg.vector_norm(z, dim=-1, keepdim=True))
 
 
@@ -87,20 +88,24 @@ class HIQL(Method):
 
     def __init__(self, cfg: HIQLConfig, obs_shape, action_dim):
         super().__init__(cfg, obs_shape, action_dim)
-        d = self.obs_dim
-        self.phi = GoalRep(2 * d, cfg.value_hidden_dims, cfg.rep_dim, cfg.layer_norm)
-        # V(s, phi([s; g])): the reference's two value heads as one ensemble network ([2, B]).
-        self.value = GCValue(d + cfg.rep_dim, cfg.value_hidden_dims, layer_norm=cfg.layer_norm, ensemble=2)
-        # The target copies only the value MLPs; phi is shared with the online value (see top).
+        self.phi = GoalRep(self.gc_encoder(concat=True), cfg.value_hidden_dims, cfg.rep_dim, cfg.layer_norm)
+        # V(enc(s), phi([s; g])): the reference's two value heads as one ensemble network ([2, B]);
+        # on frames the value and the low actor each have their own state encoder.
+        self.value = GCValue(self.gc_encoder(state=True, encoded_goal_dim=cfg.rep_dim), cfg.value_hidden_dims,
+                             layer_norm=cfg.layer_norm, ensemble=2)
+        # The target copies the value's encoder and MLPs; phi is shared with the online value (see top).
         self.target_value = copy.deepcopy(self.value).requires_grad_(False)
-        self.low_actor = GaussianActor(d + cfg.rep_dim, action_dim, cfg.actor_hidden_dims,
+        self.low_actor_encoder = self.gc_encoder(state=True, encoded_goal_dim=cfg.rep_dim)
+        self.low_actor = GaussianActor(self.low_actor_encoder.out_dim, action_dim, cfg.actor_hidden_dims,
                                        layer_norm=False, const_std=cfg.const_std)
-        self.high_actor = GaussianActor(2 * d, cfg.rep_dim, cfg.actor_hidden_dims,
+        self.high_actor_encoder = self.gc_encoder(concat=True)
+        self.high_actor = GaussianActor(self.high_actor_encoder.out_dim, cfg.rep_dim, cfg.actor_hidden_dims,
                                         layer_norm=False, const_std=cfg.const_std)
         # One Adam over everything the summed loss trains; the target gets no gradient in the
         # reference (its Adam update is exactly zero), so it is left out.
         self.optimizer = self.make_optimizer([*self.phi.parameters(), *self.value.parameters(),
-                                              *self.low_actor.parameters(), *self.high_actor.parameters()])
+                                              *self.low_actor_encoder.parameters(), *self.low_actor.parameters(),
+                                              *self.high_actor_encoder.parameters(), *self.high_actor.parameters()])
 
     def targets(self):
         return [(self.target_value, self.value)]
@@ -110,7 +115,7 @@ class HIQL(Method):
         low_actor_goals, high_actor_goals and high_actor_targets (OGBench's HGCDataset). Every
         network evaluation the losses make is here, batched by whether it needs gradient."""
         cfg = self.cfg
-        s, s_next, value_goals, low_goals, high_goals, high_targets = (self.flat(batch[k]) for k in (
+        s, s_next, value_goals, low_goals, high_goals, high_targets = (batch[k] for k in (
             "observations", "next_observations", "value_goals", "low_actor_goals", "high_actor_goals",
             "high_actor_targets"))
         rewards, masks, actions = batch["rewards"], batch["masks"], batch["actions"]
@@ -143,12 +148,12 @@ class HIQL(Method):
                                           rewards, masks, cfg.discount, cfg.expectile)
 
         # Low level: AWR on dataset actions towards the representation of the state k steps ahead.
-        low_mean, low_log_std = self.low_actor(torch.cat([s, rep_low], -1))
+        low_mean, low_log_std = self.low_actor(self.low_actor_encoder(s, rep_low))
         low_log_prob = gaussian_log_prob(low_mean, low_log_std, actions)
         low_loss = awr_loss(low_adv, low_log_prob, cfg.low_alpha)
 
         # High level: AWR regression of phi([s; w]) for the subgoal w on the way to g.
-        high_mean, high_log_std = self.high_actor(torch.cat([s, high_goals], -1))
+        high_mean, high_log_std = self.high_actor(self.high_actor_encoder(s, high_goals))
         high_log_prob = gaussian_log_prob(high_mean, high_log_std, high_target_reps)
         high_loss = awr_loss(high_adv, high_log_prob, cfg.high_alpha)
 
@@ -163,14 +168,13 @@ class HIQL(Method):
         """Two-level inference as the reference's sample_actions: sample a subgoal representation,
         project it back onto phi's sphere (a sample or mean need not have norm sqrt(rep_dim)), then
         sample the action that heads for it."""
-        s = self.flat(observations)
-        z = self.high_actor.sample(torch.cat([s, self.flat(goals)], -1), temperature=temperature, generator=generator)
+        z = self.high_actor.sample(self.high_actor_encoder(observations, goals), temperature=temperature,
+                                   generator=generator)
         z = z * (self.phi.scale / torch.linalg.vector_norm(z, dim=-1, keepdim=True))
-        a = self.low_actor.sample(torch.cat([s, z], -1), temperature=temperature, generator=generator)
+        a = self.low_actor.sample(self.low_actor_encoder(observations, z), temperature=temperature, generator=generator)
         return a.clamp(-1.0, 1.0)
 
     @torch.no_grad()
     def values(self, observations, goals):
         """V(s, phi([s; g])) averaged over the two heads, for inspection and tests."""
-        s = self.flat(observations)
-        return self.value(s, self.phi(s, self.flat(goals))).mean(0)
+        return self.value(observations, self.phi(observations, goals)).mean(0)

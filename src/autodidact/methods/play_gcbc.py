@@ -29,11 +29,12 @@ class PlayGCBC(PlayMethod):
 
     def __init__(self, cfg: PlayGCBCConfig, obs_shape, action_dim):
         super().__init__(cfg, obs_shape, action_dim)
-        self.decoder = self.make_decoder(2 * self.obs_dim)
+        self.encoder = self.make_encoder()
+        self.decoder = self.make_decoder(2 * self.encoder.out_dim)
         self.optimizer = self.make_optimizer(self.parameters())
 
     def loss(self, batch):
-        states, lengths, goals, valid = hindsight_windows(batch, self.cfg.window_min)
+        states, lengths, goals, valid = hindsight_windows(self.encoder, batch, self.cfg.window_min)
         inputs = window_rows(states, goals, valid)
         actions = batch["actions"][valid]
         log_prob = self.decoder.log_prob(inputs, actions)
@@ -43,5 +44,5 @@ class PlayGCBC(PlayMethod):
         return loss, info
 
     def act(self, observations, goals, temperature=0.0, generator=None):
-        x = torch.cat([self.flat(observations), self.flat(goals)], -1)
+        x = torch.cat([self.encoder(observations), self.encoder(goals)], -1)
         return self.decoder.sample(x, temperature=temperature, generator=generator)

@@ -43,12 +43,12 @@ from torch import nn
 from torch.nn import functional as F
 
 from autodidact.core.config import check, check_common, opt
-from autodidact.methods.base import Method
+from autodidact.methods.base import Method, ObservationConfig
 from autodidact.nn import MLP, Linear, LogisticMixtureActor
 
 
 @dataclass
-class PlayConfig:
+class PlayConfig(ObservationConfig):
     """What Play-LMP and Play-GCBC share: windows, decoder and action head."""
     lr: float = opt(3e-4, "Adam learning rate (one optimizer over every network)")
     batch_size: int = opt(128, "windows per gradient step (~3k decoded steps: 16-32 per window)")
@@ -87,7 +87,7 @@ class PlayLMPConfig(PlayConfig):
 
 
 # ---------------------------------------------------------------------------- shared with play-gcbc
-def hindsight_windows(batch, window_min):
+def hindsight_windows(encoder, batch, window_min):
     """Cut each sampled window to a random length and take the state after it as the goal.
 
     The sampler returns `window` states, the one after them and `window` actions; Play-LMP trains
@@ -95,11 +95,12 @@ def hindsight_windows(batch, window_min):
     first l steps and s_l becomes its goal. Lengths come from torch's RNG, which the trainer
     checkpoints, so resumed runs draw the same ones.
 
+    States are read through `encoder` (one shared perception network, as in Play-LMP from pixels).
     Returns (states [B, L+1, D]: s_0..s_L, lengths [B], goals [B, D]: s_l, valid [B, L]: t < l).
     """
     obs = batch["observations"]
     b, window = obs.shape[0], obs.shape[1]
-    states = torch.cat([obs.reshape(b, window, -1), batch["goals"].reshape(b, 1, -1)], 1).float()
+    states = encoder(torch.cat([obs, batch["goals"][:, None]], 1))
     if window_min < window:
         lengths = torch.randint(window_min, window + 1, (b,), device=states.device)
     else:
@@ -191,7 +192,8 @@ class PlayLMP(PlayMethod):
 
     def __init__(self, cfg: PlayLMPConfig, obs_shape, action_dim):
         super().__init__(cfg, obs_shape, action_dim)
-        d = self.obs_dim
+        self.encoder = self.make_encoder()
+        d = self.encoder.out_dim
         self.recognizer = PlanRecognizer(d, cfg.recognizer_hidden, cfg.recognizer_layers, cfg.latent_dim)
         self.proposal = PlanProposal(d, cfg.proposal_hidden_dims, cfg.latent_dim)
         self.decoder = self.make_decoder(2 * d + cfg.latent_dim)
@@ -200,7 +202,7 @@ class PlayLMP(PlayMethod):
     def loss(self, batch):
         """(total loss, info) of one batch of windows."""
         cfg = self.cfg
-        states, lengths, goals, valid = hindsight_windows(batch, cfg.window_min)
+        states, lengths, goals, valid = hindsight_windows(self.encoder, batch, cfg.window_min)
         # The recognizer reads s_0..s_l (l + 1 states: the window and its goal).
         q_mean, q_std = self.recognizer(states, lengths + 1)
         p_mean, p_std = self.proposal(states[:, 0], goals)
@@ -221,14 +223,14 @@ class PlayLMP(PlayMethod):
     def propose(self, observations, goals, temperature=0.0, generator=None):
         """A plan for each (state, goal): the proposal's mean, or a draw with its std scaled by
         `temperature`."""
-        mean, std = self.proposal(self.flat(observations), self.flat(goals))
+        mean, std = self.proposal(self.encoder(observations), self.encoder(goals))
         if temperature == 0:
             return mean
         noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
         return mean + temperature * std * noise
 
     def decode(self, observations, goals, plans, temperature=0.0, generator=None):
-        x = torch.cat([self.flat(observations), self.flat(goals), plans], -1)
+        x = torch.cat([self.encoder(observations), self.encoder(goals), plans], -1)
         return self.decoder.sample(x, temperature=temperature, generator=generator)
 
     def act(self, observations, goals, temperature=0.0, generator=None):
@@ -239,7 +241,7 @@ class PlayLMP(PlayMethod):
     @torch.no_grad()
     def recognize(self, windows):
         """Mean of q(z | window) for full windows of states [B, T, *obs] (goal state last)."""
-        states = windows.reshape(windows.shape[0], windows.shape[1], -1).float()
+        states = self.encoder(windows)
         lengths = torch.full((states.shape[0],), states.shape[1], dtype=torch.long, device=states.device)
         return self.recognizer(states, lengths)[0]
 

@@ -5,6 +5,10 @@ When a dataset file is named like an OGBench dataset, its entry here is applied 
 default config; `--set key=value` still overrides any field. GCBC has no entries (the reference
 passes no overrides for it on state-based datasets), nor do HILP and the play methods (no
 published OGBench settings exist for them).
+
+OGBench's visual datasets share one row per method (`impala_small`, batch 256, random shifts with
+p_aug 0.5, and HIQL's low actor training the subgoal representation). HILP, the play methods and
+BESO have no published visual row; they get the same encoder, batch and augmentation.
 """
 
 import re
@@ -13,6 +17,11 @@ import re
 # coefficient (GCIQL, QRL, CRL) and AWR's inverse temperatures (GCIVL, HIQL).
 _HIQL = {"high_alpha": 3.0, "low_alpha": 3.0}
 _HIQL_MANIPULATION = {**_HIQL, "subgoal_steps": 10}
+_VISUAL = {"encoder": "impala_small", "batch_size": 256, "p_aug": 0.5}
+_VISUAL_ROW = {"gcbc": _VISUAL, "gcivl": {**_VISUAL, "alpha": 10.0}, "gciql": {**_VISUAL, "alpha": 1.0},
+               "qrl": {**_VISUAL, "alpha": 0.3}, "crl": {**_VISUAL, "alpha": 3.0},
+               "hiql": {**_VISUAL, **_HIQL_MANIPULATION, "low_actor_rep_grad": True},
+               "hilp": _VISUAL, "play-lmp": _VISUAL, "play-gcbc": _VISUAL, "beso": _VISUAL}
 PRESETS: dict[str, dict[str, dict]] = {
     "pointmaze-medium-navigate-v0": {"gcivl": {"alpha": 10.0}, "gciql": {"alpha": 0.003}, "qrl": {"alpha": 0.0003},
                                      "crl": {"alpha": 0.03}, "hiql": _HIQL},
@@ -26,6 +35,7 @@ PRESETS: dict[str, dict[str, dict]] = {
                       "crl": {"alpha": 3.0}, "hiql": _HIQL_MANIPULATION},
     "puzzle-3x3-play-v0": {"gcivl": {"alpha": 10.0}, "gciql": {"alpha": 1.0}, "qrl": {"alpha": 0.3},
                            "crl": {"alpha": 3.0}, "hiql": _HIQL_MANIPULATION},
+    **{f"visual-{name}-play-v0": _VISUAL_ROW for name in ("cube-single", "cube-double", "scene", "puzzle-3x3")},
 }
 
 

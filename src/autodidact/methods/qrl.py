@@ -16,13 +16,13 @@ import torch.nn.functional as F
 
 from autodidact.core.config import check, check_common, opt
 from autodidact.data.sampler import GoalConfig
-from autodidact.methods.base import Method
+from autodidact.methods.base import Method, ObservationConfig
 from autodidact.nn import (MLP, GaussianActor, actor_info, awr_loss, ddpgbc_loss, frozen, gaussian_log_prob,
                            policy_actions)
 
 
 @dataclass
-class QRLConfig:
+class QRLConfig(ObservationConfig):
     lr: float = opt(3e-4, "Adam learning rate (one optimizer over value, dual variable, dynamics and actor)")
     batch_size: int = opt(1024, "transitions per gradient step")
     actor_hidden_dims: tuple[int, ...] = opt((512, 512, 512), "actor MLP hidden layer widths")
@@ -124,7 +124,10 @@ class QRL(Method):
 
     def __init__(self, cfg: QRLConfig, obs_shape, action_dim):
         super().__init__(cfg, obs_shape, action_dim)
-        self.phi = MLP(self.obs_dim, cfg.value_hidden_dims, out_dim=cfg.latent_dim, layer_norm=cfg.layer_norm)
+        # phi(enc(x)): one encoder and one MLP embed states and goals alike (the reference's value encoder).
+        self.value_encoder = self.make_encoder()
+        self.phi = MLP(self.value_encoder.out_dim, cfg.value_hidden_dims, out_dim=cfg.latent_dim,
+                           layer_norm=cfg.layer_norm)
         if cfg.quasimetric_type == "iqe":
             # Mixes mean and max over components: d = a * mean + (1 - a) * max, a = sigmoid(logit), a = 0.5 at init.
             self.iqe_alpha_logit = torch.nn.Parameter(torch.zeros(()))
@@ -134,7 +137,8 @@ class QRL(Method):
             # Latent dynamics: phi(s') ~ phi(s) + f(phi(s), a); it gives DDPG+BC a differentiable Q.
             self.dynamics = MLP(cfg.latent_dim + action_dim, cfg.value_hidden_dims, out_dim=cfg.latent_dim,
                                 layer_norm=cfg.layer_norm)
-        self.actor = GaussianActor(2 * self.obs_dim, action_dim, cfg.actor_hidden_dims, layer_norm=False,
+        self.actor_encoder = self.gc_encoder(concat=True)
+        self.actor = GaussianActor(self.actor_encoder.out_dim, action_dim, cfg.actor_hidden_dims, layer_norm=False,
                                    const_std=cfg.const_std)
         # One optimizer and one backward over the summed losses, as the reference's single apply_loss_fn.
         self.optimizer = self.make_optimizer(self.parameters())
@@ -155,21 +159,25 @@ class QRL(Method):
 
     def value(self, observations, goals):
         """-d(s, g): the (undiscounted, negative step count) goal-conditioned value."""
-        return -self.distance(self.phi(self.flat(observations)), self.phi(self.flat(goals)))
+        return -self.distance(self.embed(observations), self.embed(goals))
+
+    def embed(self, x):
+        """phi(enc(x)): the quasimetric's input for states or goals."""
+        return self.phi(self.value_encoder(x))
 
     # ------------------------------------------------------------ losses
     def loss(self, batch):
         cfg = self.cfg
-        obs, next_obs = self.flat(batch["observations"]), self.flat(batch["next_observations"])
-        value_goals, actor_goals = self.flat(batch["value_goals"]), self.flat(batch["actor_goals"])
+        obs, next_obs = batch["observations"], batch["next_observations"]
+        value_goals, actor_goals = batch["value_goals"], batch["actor_goals"]
         actions = batch["actions"]
         n = obs.shape[0]
         # phi once over every state the trained losses need (value and dynamics share phi(s), phi(s')).
-        phi_s, phi_next, phi_goal = self.phi(torch.cat([obs, next_obs, value_goals])).split(n)
+        phi_s, phi_next, phi_goal = self.embed(torch.cat([obs, next_obs, value_goals])).split(n)
         with torch.no_grad():
-            phi_actor_goal = self.phi(actor_goals)  # the actor loss sees the value as a constant
+            phi_actor_goal = self.embed(actor_goals)  # the actor loss sees the value as a constant
 
-        mean, log_std = self.actor(torch.cat([obs, actor_goals], -1))
+        mean, log_std = self.actor(self.actor_encoder(obs, actor_goals))
         info = {}
         if cfg.actor_loss == "ddpgbc":
             pred_next = phi_s + self.dynamics(torch.cat([phi_s, actions], -1))  # predicts the latent delta
@@ -219,5 +227,5 @@ class QRL(Method):
         return total, info
 
     def act(self, observations, goals, temperature=0.0, generator=None):
-        x = torch.cat([self.flat(observations), self.flat(goals)], -1)
+        x = self.actor_encoder(observations, goals)
         return self.actor.sample(x, temperature=temperature, generator=generator)

@@ -62,16 +62,18 @@ class GaussianActor(nn.Module):
 
 
 class GCValue(nn.Module):
-    """Goal-conditioned value V(s, g) or critic Q(s, g, a) as OGBench's GCValue: an MLP on the
-    concatenated inputs with LayerNorm, `ensemble` independent copies (2 in the reference).
-    Returns [ensemble, B] (or [B] with ensemble=0)."""
+    """Goal-conditioned value V(s, g) or critic Q(s, g, a) as OGBench's GCValue: an MLP with
+    LayerNorm on [encoder(s, g); extra inputs (actions, a latent)], `ensemble` independent copies
+    (2 in the reference) sharing the encoder. Returns [ensemble, B] (or [B] with ensemble=0)."""
 
-    def __init__(self, in_dim, hidden_dims, layer_norm=True, ensemble=2):
+    def __init__(self, encoder, hidden_dims, extra_dim=0, layer_norm=True, ensemble=2):
         super().__init__()
-        self.net = MLP(in_dim, hidden_dims, out_dim=1, layer_norm=layer_norm, ensemble=ensemble)
+        self.encoder = encoder
+        self.net = MLP(encoder.out_dim + extra_dim, hidden_dims, out_dim=1, layer_norm=layer_norm, ensemble=ensemble)
 
-    def forward(self, *inputs):
-        return self.net(torch.cat(inputs, dim=-1)).squeeze(-1)
+    def forward(self, observations, goals=None, *extra):
+        x = self.encoder(observations, goals)
+        return self.net(torch.cat([x, *extra], dim=-1) if extra else x).squeeze(-1)
 
 
 

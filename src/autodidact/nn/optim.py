@@ -18,4 +18,6 @@ def adam(params, lr, cls=torch.optim.Adam, **kwargs):
 @torch.no_grad()
 def ema_update(target: nn.Module, source: nn.Module, tau: float):
     """Polyak averaging target <- tau * source + (1 - tau) * target, fused over all tensors."""
-    torch._foreach_lerp_(list(target.parameters()), list(source.parameters()), tau)
+    targets = list(target.parameters())
+    if targets:  # a parameter-free network (a flat state encoder) has nothing to average
+        torch._foreach_lerp_(targets, list(source.parameters()), tau)

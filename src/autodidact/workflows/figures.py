@@ -57,6 +57,13 @@ def pca_2d(x, reference=None):
     return out, float(explained)
 
 
+def stacked(method, observations):
+    """Single observations as a method with `frame_stack` reads them: the frame repeated, as at
+    the start of an episode."""
+    k = getattr(method.cfg, "frame_stack", None) or 1
+    return np.concatenate([observations] * k, -1) if k > 1 else observations
+
+
 def phi_figure(method, run_dir, dataset, env=None, max_states=4000):
     """figures/phi.png: the learned Hilbert representation of dataset states.
 
@@ -69,10 +76,13 @@ def phi_figure(method, run_dir, dataset, env=None, max_states=4000):
     plt = _pyplot()
     rng = np.random.default_rng(0)
     idx = np.sort(rng.choice(len(dataset), size=min(max_states, len(dataset)), replace=False))
-    obs = np.asarray(dataset.observations[idx], dtype=np.float32).reshape(len(idx), -1)
+    raw = np.asarray(dataset.observations[idx])
     device = next(method.parameters()).device
     with torch.no_grad():
-        phi = method.phi(torch.as_tensor(obs, device=device)).cpu().numpy()
+        phi = method.phi(torch.as_tensor(stacked(method, raw), device=device)).cpu().numpy()
+    # Frames are placed by the simulator state their file keeps (OGBench's visual files hold qpos).
+    where = dataset.extras["qpos"][idx] if raw.ndim > 2 and "qpos" in dataset.extras else raw
+    obs = np.asarray(where, dtype=np.float32).reshape(len(idx), -1)
     pos = maze_positions(env, obs)
     if pos is not None or obs.shape[1] == 2:
         pos, pos_label = obs[:, :2] if pos is None else pos, ("x", "y")

@@ -158,6 +158,9 @@ def precision_warning(device, precision):
 
 
 def to_tensors(batch, device):
-    """A sampler's numpy batch as float32 tensors on `device` (no copy on CPU for float32 arrays)."""
-    return {k: torch.from_numpy(np.ascontiguousarray(v)).to(device, non_blocking=True).float()
-            for k, v in batch.items()}
+    """A sampler's numpy batch as tensors on `device`: float32 (no copy on CPU for float32 arrays),
+    except frames, which stay uint8 (a quarter of the bytes to move) until the encoder scales them."""
+    def tensor(v):
+        t = torch.from_numpy(np.ascontiguousarray(v)).to(device, non_blocking=True)
+        return t if t.dtype == torch.uint8 else t.float()
+    return {k: tensor(v) for k, v in batch.items()}

@@ -47,7 +47,7 @@ def _reference_terms(m, b):
     critic = F.binary_cross_entropy_with_logits(logits, torch.eye(len(obs)).expand_as(logits))
     mu = m.actor.mode(torch.cat([obs, ag], -1))
     constants = {k: p.detach() for k, p in m.critic.named_parameters()}
-    q = functional_call(m.critic, constants, (torch.cat([obs, mu.clamp(-1, 1)], -1), ag)).amin(0)
+    q = functional_call(m.critic, constants, (obs, ag, mu.clamp(-1, 1))).amin(0)
     log_prob = (-0.5 * (a - mu) ** 2 - 0.5 * LOG_2PI).sum(-1)
     actor = -q.mean() / (q.abs().mean().detach() + 1e-6) - cfg.alpha * log_prob.mean()
     return critic, actor

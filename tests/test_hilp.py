@@ -81,17 +81,17 @@ def _reference_terms(m, b, z):
         w = torch.where(adv >= 0, cfg.expectile, 1 - cfg.expectile)
         phi = m.phi_net(torch.cat([s, s2]))[0]
         rew = ((phi[n:] - phi[:n]) * z).sum(-1)
-        qt = m.target_skill_critic(torch.cat([s, z, a], -1)).min(0).values
-        qtd = rew + cfg.skill_discount * m.skill_value(torch.cat([s2, z], -1))
+        qt = m.target_skill_critic(s, z, a).min(0).values
+        qtd = rew + cfg.skill_discount * m.skill_value(s2, z)
     v1, v2 = v(m.phi_net, s, g)
     value = sum((w * (r + cfg.discount * mask * nn - vv) ** 2).mean() for nn, vv in ((n1, v1), (n2, v2)))
-    sv = m.skill_value(torch.cat([s, z], -1))
+    sv = m.skill_value(s, z)
     ws = torch.where(qt - sv.detach() >= 0, cfg.skill_expectile, 1 - cfg.skill_expectile)
     skill_value = (ws * (qt - sv) ** 2).mean()
-    q1, q2 = m.skill_critic(torch.cat([s, z, a], -1))
+    q1, q2 = m.skill_critic(s, z, a)
     critic = ((q1 - qtd) ** 2 + (q2 - qtd) ** 2).mean()
     weights = torch.exp((qt - sv.detach()) * cfg.skill_temperature).clamp(max=100.0)
-    mean, log_std = m.actor(torch.cat([s, z], -1))
+    mean, log_std = m.actor(m.actor_encoder(s, z))
     log_prob = (-0.5 * ((a - mean) / log_std.exp()) ** 2 - log_std - 0.5 * np.log(2 * np.pi)).sum(-1)
     actor = -(weights * log_prob).mean()
     return {"value": value, "skill_value": skill_value, "skill_critic": critic, "skill_actor": actor}, rew

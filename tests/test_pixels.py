@@ -169,3 +169,33 @@ def test_visual_datasets_get_ogbenchs_published_visual_row():
     hiql = preset_for("data/visual-scene-play-v0-val.npz", "hiql")
     assert hiql["low_actor_rep_grad"] is True and hiql["subgoal_steps"] == 10 and hiql["encoder"] == "impala_small"
     assert preset_for("visual-puzzle-3x3-play-v0", "crl")["alpha"] == 3.0
+
+
+def test_stacked_policies_see_the_last_frames_of_their_own_episode():
+    """The evaluator's policy for a frame_stack method: each row's last k frames (its episode's
+    first frame repeated at the start), the goal repeated k times, rows restarted independently."""
+    from autodidact.methods.base import FrameStackPolicy
+
+    seen = []
+
+    class Record:
+        def act(self, obs, goals):
+            seen.append((obs.copy(), goals.copy()))
+            return np.zeros((len(obs), 2))
+
+    policy = FrameStackPolicy(Record(), 3)
+    frame = lambda v: np.full((2, 4, 4, 1), v, np.uint8)  # noqa: E731  (two rows, one value each)
+    policy.reset(np.array([True, True]))
+    for t in range(3):
+        policy.act(frame(t), frame(9))
+    policy.reset(np.array([False, True]))
+    policy.act(frame(3), frame(9))
+    channels = lambda obs, row: obs[row, 0, 0].tolist()  # noqa: E731
+    assert channels(seen[0][0], 0) == [0, 0, 0]
+    assert channels(seen[2][0], 0) == [0, 1, 2]
+    assert channels(seen[3][0], 0) == [1, 2, 3] and channels(seen[3][0], 1) == [3, 3, 3]
+    assert seen[3][1].shape == (2, 4, 4, 3)
+    gcbc = get_method("gcbc")
+    method = gcbc(apply_overrides(gcbc.Config(), ["encoder=impala_debug", "frame_stack=3"]), (16, 16, 3), 2)
+    assert method.obs_shape == (16, 16, 9)
+    assert method.policy().act(np.zeros((2, 16, 16, 3), np.uint8), np.zeros((2, 16, 16, 3), np.uint8)).shape == (2, 2)

@@ -217,10 +217,11 @@ def test_stateless_act_uses_the_proposal_mean():
 # ------------------------------------------------------------------ windows, labels, config
 def test_hindsight_goal_is_the_state_after_each_cut_window():
     from autodidact.methods.play_lmp import hindsight_windows
+    from autodidact.nn import Flat
     torch.manual_seed(0)
     obs = torch.arange(2 * 5, dtype=torch.float32).view(2, 5, 1)
     batch = {"observations": obs, "goals": obs[:, -1] + 1, "actions": torch.zeros(2, 5, 1)}
-    states, lengths, goals, valid = hindsight_windows(batch, window_min=2)
+    states, lengths, goals, valid = hindsight_windows(Flat((1,)), batch, window_min=2)
     assert torch.equal(states[:, :5], obs) and (lengths >= 2).all() and (lengths <= 5).all()
     assert torch.equal(goals[:, 0], obs[:, 0, 0] + lengths)  # s_l
     assert torch.equal(valid.sum(1), lengths)

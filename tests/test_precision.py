@@ -12,14 +12,14 @@ from autodidact.workflows import runtime
 from autodidact.workflows import train as trainer
 from autodidact.core.errors import UserError
 from autodidact.methods.base import GoalPolicy
-from autodidact.nn import MLP, GaussianActor, GCValue
+from autodidact.nn import MLP, Flat, GaussianActor, GCEncoder, GCValue
 from pointenv import point_play_dataset, rollout_success, settings
 
 
 def test_hidden_layers_bf16_outputs_float32():
     torch.manual_seed(0)
     x = torch.randn(8, 5)
-    value = GCValue(5, (16, 16), ensemble=2)
+    value = GCValue(GCEncoder(state=Flat((5,))), (16, 16), ensemble=2)
     actor = GaussianActor(5, 2, (16, 16))
     trunk = MLP(5, (16, 16), activate_final=True)
     with torch.autocast("cpu", dtype=torch.bfloat16):

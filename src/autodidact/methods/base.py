@@ -147,6 +147,13 @@ class Method(nn.Module, abc.ABC):
         per-episode state (a plan latent held for k steps, an action chunk) return their own."""
         return GoalPolicy(self, temperature=temperature, seed=seed)
 
+    def policy(self, temperature=0.0, seed=0):
+        """`make_policy`, fed the last `frame_stack` observations of each episode when the method
+        reads stacked frames: what the evaluator and prompts drive."""
+        inner = self.make_policy(temperature=temperature, seed=seed)
+        k = self.cfg.frame_stack or 1
+        return FrameStackPolicy(inner, k) if k > 1 else inner
+
     # ------------------------------------------------------------ shared
     def make_encoder(self, channels=1):
         """A fresh encoder of observations (`channels` = 2: [s; g] stacked): `Flat` for states,
@@ -199,3 +206,31 @@ class GoalPolicy:
         finally:
             self.method.train(was_training)
         return a.clamp(-1, 1).numpy()
+
+
+class FrameStackPolicy:
+    """Feeds a policy the last k observations of each row stacked along the last axis (an episode's
+    first observation repeated until it has k), and the goal repeated k times, as OGBench's
+    FrameStackWrapper gives them."""
+
+    def __init__(self, inner, k):
+        self.inner, self.k = inner, k
+        self.history, self.fresh = None, None
+
+    def reset(self, mask):
+        mask = np.asarray(mask, dtype=bool)
+        if self.fresh is None or len(self.fresh) != len(mask):
+            self.history, self.fresh = None, np.ones(len(mask), bool)
+        self.fresh |= mask
+        if hasattr(self.inner, "reset"):
+            self.inner.reset(mask)
+
+    def act(self, observations, goals):
+        obs = np.asarray(observations)
+        if self.history is None or len(self.history) != len(obs):
+            self.history, self.fresh = np.repeat(obs[:, None], self.k, 1), np.zeros(len(obs), bool)
+        self.history[self.fresh] = obs[self.fresh, None]
+        self.history[~self.fresh] = np.concatenate([self.history[~self.fresh, 1:], obs[~self.fresh, None]], 1)
+        self.fresh[:] = False
+        stacked = np.concatenate(list(np.moveaxis(self.history, 1, 0)), -1)
+        return self.inner.act(stacked, np.concatenate([np.asarray(goals)] * self.k, -1))

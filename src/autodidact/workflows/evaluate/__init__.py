@@ -212,7 +212,7 @@ def evaluate_run(method, run_cfg, episodes, video_dir=None, progress=True, seed=
                         "(name it like an OGBench dataset, e.g. pointmaze-medium-navigate-v0.npz)")
     seed = run_cfg["seed"] if seed is None else seed
     method_device = next(method.parameters()).device
-    policy = method.cpu().make_policy(temperature=0.0, seed=seed)
+    policy = method.cpu().policy(temperature=0.0, seed=seed)
     try:
         return evaluate(run_cfg["env"], policy, episodes_per_task=episodes, seed=seed,
                         video_dir=video_dir, progress=progress, max_episode_steps=max_episode_steps,

@@ -173,13 +173,13 @@ class _Policy:
 
 
 class GoalPromptPolicy(_Policy):
-    """Any goal-conditioned method: its own evaluator policy (`make_policy`, per-episode state
+    """Any goal-conditioned method: its own evaluator policy (`policy`, per-episode state
     included) fed the prompt's goal, or the goals of each call when the prompt has none."""
 
     def __init__(self, method, goal=None, temperature=0.0, seed=0):
         super().__init__(method, temperature, seed)
         self.goal = goal
-        self.inner = method.make_policy(temperature=temperature, seed=seed)
+        self.inner = method.policy(temperature=temperature, seed=seed)
 
     def _act(self, obs, goals):
         g = self._goals_for(obs, goals, self.goal)

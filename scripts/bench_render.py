@@ -5,7 +5,8 @@ Measures, side by side in one run (so both see the same machine load):
 1. faithfulness: mean and max |pixel difference| between `render_frames(..., FAST)` and OGBench's
    default `env.render()` (settings=None) on the same states, taken from real play data (the
    state recipe of each dataset, collected here with OGBench's oracles);
-2. frame cost: CPU milliseconds per frame of each renderer in one process (from 1.);
+2. frame cost: CPU milliseconds per frame of each renderer in one process (from 1.), and each
+   fast setting alone (where the time goes);
 3. collection: end-to-end frames/s of `collect("visual-cube-single-play-v0", ...)` with
    render='ogbench' and render='fast' and the same workers (start-up, simulation, compression
    and writing included);
@@ -27,7 +28,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 import numpy as np  # noqa: E402
 
-from autodidact.envs.render import FAST, StateRenderer, make_visual_env  # noqa: E402
+from autodidact.envs.render import FAST, RenderSettings, StateRenderer, make_visual_env  # noqa: E402
 from autodidact.workflows.collect import collect  # noqa: E402
 
 DATASETS = {
@@ -75,6 +76,27 @@ def bench_faithfulness(args):
                   f"| {ref_cpu:.0f}, {ref_wall:.0f} | {fast_cpu:.0f}, {fast_wall:.0f} |", flush=True)
 
 
+def bench_breakdown(args):
+    """Each fast setting alone, on visual-cube-single-v0: what it saves and what it changes."""
+    alone = {
+        "shadow map 4096 -> 1024": RenderSettings(shadow_size=1024, mesh_keep=1.0, floor_grid_spacing=0.01),
+        "translucent meshes decimated to 10%": RenderSettings(shadow_size=4096, floor_grid_spacing=0.01),
+        "floor grid 0.01 -> 0.02 m": RenderSettings(shadow_size=4096, mesh_keep=1.0),
+        "all three (FAST)": FAST,
+    }
+    print(f"\n## Where the time goes, visual-cube-single-v0 ({load()})\n")
+    print("| renderer | CPU ms/frame | mean abs diff | max abs diff |")
+    print("|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        states = play_states("cube-single-play-v0", 1, args.steps, args.every * 2, tmp)
+    reference, ref_cpu, _ = timed_frames("visual-cube-single-v0", None, states)
+    print(f"| OGBench's env.render() | {ref_cpu:.0f} | 0 | 0 |")
+    for label, settings in alone.items():
+        frames, cpu, _ = timed_frames("visual-cube-single-v0", settings, states)
+        diff = np.abs(frames.astype(int) - reference)
+        print(f"| {label} | {cpu:.0f} | {diff.mean():.3f} | {diff.max()} |", flush=True)
+
+
 def bench_collect(args):
     print(f"\n## Collection, visual-cube-single-play-v0, {args.collect_episodes} x {args.collect_steps} steps "
           f"(+ validation), {args.workers} workers\n")
@@ -120,12 +142,14 @@ def main():
     p.add_argument("--collect-steps", type=int, default=200, help="steps per episode of the collection run")
     p.add_argument("--workers", type=int, default=2, help="worker processes of the collection run")
     p.add_argument("--eval-steps", type=int, default=100, help="env steps of the evaluation run")
-    p.add_argument("--skip", nargs="*", default=(), choices=("faithfulness", "collect", "eval"),
+    p.add_argument("--skip", nargs="*", default=(), choices=("faithfulness", "breakdown", "collect", "eval"),
                    help="parts to leave out")
     args = p.parse_args()
     print(f"# bench_render ({load()})")
     if "faithfulness" not in args.skip:
         bench_faithfulness(args)
+    if "breakdown" not in args.skip:
+        bench_breakdown(args)
     if "collect" not in args.skip:
         bench_collect(args)
     if "eval" not in args.skip:

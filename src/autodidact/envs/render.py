@@ -150,7 +150,7 @@ def _decimatable(model, mesh_id, settings, geomgroup):
 
 @functools.lru_cache(maxsize=8)
 def _render_model(xml, assets_key, settings, geomgroup):
-    """Compile the render-only model; cached per process since decimation takes a second or two."""
+    """(render-only model, ids of its rebuilt meshes); cached per process, decimation takes seconds."""
     import mujoco
 
     if settings.mesh_keep < 1.0:
@@ -163,6 +163,7 @@ def _render_model(xml, assets_key, settings, geomgroup):
             ) from None
 
     assets = dict(assets_key)
+
     def parse():
         spec = mujoco.MjSpec.from_string(xml, assets)
         spec.assets = assets  # from_string only parses with them; compile reads the mesh files again
@@ -171,9 +172,11 @@ def _render_model(xml, assets_key, settings, geomgroup):
     # Compiling fills a spec's meshes from their files; the spec we edit must stay unfilled.
     original = parse().compile()
     spec = parse()
+    rebuilt = []
     for i, mesh in enumerate(spec.meshes):
         if not _decimatable(original, i, settings, geomgroup):
             continue
+        rebuilt.append(i)
         verts, faces, normals = _decimated_mesh(original, i, settings.mesh_keep)
         mesh.file = ""
         mesh.scale = [1.0, 1.0, 1.0]
@@ -188,7 +191,7 @@ def _render_model(xml, assets_key, settings, geomgroup):
     model.vis.quality.shadowsize = settings.shadow_size
     planes = model.geom_type == mujoco.mjtGeom.mjGEOM_PLANE
     model.geom_size[planes, 2] = np.maximum(model.geom_size[planes, 2], settings.floor_grid_spacing)
-    return model
+    return model, tuple(rebuilt)
 
 
 # What mjv_updateScene reads from mjData to place things (the scene is drawn from these, never
@@ -212,7 +215,8 @@ class FastRenderer:
         assets_key = tuple(sorted(mjcf_utils.get_assets(mjcf_model).items()))
         # Meshes only in hidden geom groups (collision copies) do not count as drawn.
         geomgroup = tuple(int(g) for g in env._scene_option.geomgroup)
-        self.model = _render_model(mjcf_utils.to_string(mjcf_model), assets_key, settings, geomgroup).__copy__()
+        model, rebuilt = _render_model(mjcf_utils.to_string(mjcf_model), assets_key, settings, geomgroup)
+        self.model = model.__copy__()  # colours are written per frame: one copy per env
         if (self.model.ngeom, self.model.nbody, self.model.nmat) != (
             self._source.ngeom, self._source.nbody, self._source.nmat
         ):
@@ -221,9 +225,7 @@ class FastRenderer:
         self._renderer = mujoco.Renderer(self.model, height=env._render_height, width=env._render_width)
         # A rebuilt mesh has its own inertial frame, so its geom sits at a different offset in its
         # body than in the physics model: place those geoms from their body's pose instead.
-        moved = (self.model.geom_type == mujoco.mjtGeom.mjGEOM_MESH) & (
-            self.model.mesh_facenum[self.model.geom_dataid] != self._source.mesh_facenum[self._source.geom_dataid]
-        )
+        moved = (self.model.geom_type == mujoco.mjtGeom.mjGEOM_MESH) & np.isin(self.model.geom_dataid, rebuilt)
         self._moved = np.nonzero(moved)[0]
         self._moved_body = self.model.geom_bodyid[self._moved]
         local = np.empty((len(self._moved), 9))
@@ -253,6 +255,8 @@ class FastRenderer:
 
     def __getattr__(self, name):
         # scene, enable_depth_rendering, ...: the wrapped mujoco.Renderer's.
+        if "_renderer" not in self.__dict__:
+            raise AttributeError(name)
         return getattr(self.__dict__["_renderer"], name)
 
 

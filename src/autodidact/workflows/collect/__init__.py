@@ -74,13 +74,19 @@ RECIPES = {
     "cube-double-play-v0": _play("cube-double-v0", ("cube",), p_stack_range=(0.0, 0.25)),
     "scene-play-v0": _play("scene-v0", ("cube", "button", "drawer", "window"), health_check=True),
     "puzzle-3x3-play-v0": _play("puzzle-3x3-v0", ("button",), gripper_always_closed=True),
+    # Visual twins: the same oracles in the `visual-` env, whose observation is its 64x64 camera
+    # frame (data_gen_scripts/commands.sh runs generate_manipspace.py with --env_name=visual-...).
+    "visual-cube-single-play-v0": _play("visual-cube-single-v0", ("cube",), p_stack_range=(0.0, 0.0)),
+    "visual-cube-double-play-v0": _play("visual-cube-double-v0", ("cube",), p_stack_range=(0.0, 0.25)),
+    "visual-scene-play-v0": _play("visual-scene-v0", ("cube", "button", "drawer", "window"), health_check=True),
+    "visual-puzzle-3x3-play-v0": _play("visual-puzzle-3x3-v0", ("button",), gripper_always_closed=True),
 }
 
 # OGBench collects these with a trained locomotion expert (SAC checkpoints it downloads), which we
 # neither ship nor can train here.
 EXPERT_POLICY_PREFIXES = ("antmaze-", "humanoidmaze-", "antsoccer-")
 
-# Per-step fields and the dtypes OGBench's own scripts write them with.
+# Per-step fields and the dtypes OGBench's own scripts write them with (camera frames stay uint8).
 FIELD_DTYPES = {
     "observations": np.float32,
     "actions": np.float32,
@@ -106,13 +112,18 @@ def get_recipe(name):
     raise UserError(f"unknown dataset {name!r}; collectable datasets: {', '.join(RECIPES)}")
 
 
-def collect(name, out_dir, episodes=None, seed=0, workers=1, progress=True, max_episode_steps=None):
+def collect(name, out_dir, episodes=None, seed=0, workers=1, progress=True, max_episode_steps=None, render="fast"):
     """Collect dataset `name` into out_dir/NAME.npz and out_dir/NAME-val.npz; return both paths.
 
     episodes: training episodes (default: the recipe's); validation gets max(1, episodes // 10).
     max_episode_steps: override the recipe's episode length (for quick tests and previews).
+    render: how `visual-` datasets draw their frames, 'fast' (autodidact.envs.render.FAST) or
+    'ogbench' (the env's own renderer, ~5x slower on a CPU); ignored for state datasets.
     Nothing is written until every episode is done, and each file is written atomically.
     """
+    from autodidact.envs.render import settings_for
+
+    settings_for(render)  # an unknown preset fails before any work
     recipe = get_recipe(name)
     episodes = recipe.episodes if episodes is None else episodes
     max_episode_steps = recipe.max_episode_steps if max_episode_steps is None else max_episode_steps
@@ -124,7 +135,7 @@ def collect(name, out_dir, episodes=None, seed=0, workers=1, progress=True, max_
         raise UserError(f"seed must be a non-negative integer, got {seed!r}")
     episodes, workers, max_episode_steps, seed = map(int, (episodes, workers, max_episode_steps, seed))
     jobs = [(TRAIN, i) for i in range(episodes)] + [(VAL, i) for i in range(max(1, episodes // 10))]
-    results = _run_jobs(name, max_episode_steps, seed, jobs, workers, progress)
+    results = _run_jobs((name, max_episode_steps, render), seed, jobs, workers, progress)
     train = _concat([r for (split, _), r in zip(jobs, results) if split == TRAIN])
     val = _concat([r for (split, _), r in zip(jobs, results) if split == VAL])
     return _write_pair(Path(out_dir), name, train, val)
@@ -134,12 +145,12 @@ def collect(name, out_dir, episodes=None, seed=0, workers=1, progress=True, max_
 # Episode seeding and execution (runs in the worker processes, or in-process for workers=1).
 
 
-def _make_collector(name, max_episode_steps):
+def _make_collector(name, max_episode_steps, render):
     recipe = RECIPES[name]
     if recipe.kind == "play":
         from autodidact.workflows.collect.manip import PlayCollector
 
-        return PlayCollector(recipe, max_episode_steps)
+        return PlayCollector(recipe, max_episode_steps, render)
     from autodidact.workflows.collect.maze import MazeCollector
 
     return MazeCollector(recipe, max_episode_steps)
@@ -156,34 +167,44 @@ def _run_episode(collector, seed, split, index):
     env_seed = int(env_seq.generate_state(1)[0])
     steps = collector.run_episode(np.random.default_rng(ours), env_seed)
     # Cast per episode: float32 arrays pickle back from workers at half the size of lists of float64.
-    return {k: np.asarray(v, dtype=FIELD_DTYPES[k]) for k, v in steps.items()}
+    return {k: _as_field(k, v) for k, v in steps.items()}
+
+
+def _as_field(key, values):
+    values = np.asarray(values)
+    if key == "observations" and values.dtype == np.uint8:
+        return values  # camera frames, as OGBench stores them
+    return values.astype(FIELD_DTYPES[key], copy=False)
 
 
 # One collector (environment + oracles) per worker process, built once by the pool initializer.
 _worker_collector = None
 
 
-def _init_worker(name, max_episode_steps):
+def _init_worker(collector_args):
     global _worker_collector
-    _worker_collector = _make_collector(name, max_episode_steps)
+    _worker_collector = _make_collector(*collector_args)
 
 
 def _run_chunk(seed, chunk):
     return [_run_episode(_worker_collector, seed, split, index) for split, index in chunk]
 
 
-def _run_jobs(name, max_episode_steps, seed, jobs, workers, progress):
-    """Run all (split, index) episodes and return their arrays in job order."""
+def _run_jobs(collector_args, seed, jobs, workers, progress):
+    """Run all (split, index) episodes and return their arrays in job order.
+
+    collector_args: (dataset name, max_episode_steps, render preset) for `_make_collector`.
+    """
     from tqdm import tqdm
 
-    with tqdm(total=len(jobs), unit="ep", desc=f"collect {name}", disable=not progress) as bar:
+    with tqdm(total=len(jobs), unit="ep", desc=f"collect {collector_args[0]}", disable=not progress) as bar:
         if workers == 1:
-            return _run_in_process(name, max_episode_steps, seed, jobs, bar)
-        return _run_in_pool(name, max_episode_steps, seed, jobs, workers, bar)
+            return _run_in_process(collector_args, seed, jobs, bar)
+        return _run_in_pool(collector_args, seed, jobs, workers, bar)
 
 
-def _run_in_process(name, max_episode_steps, seed, jobs, bar):
-    collector = _make_collector(name, max_episode_steps)
+def _run_in_process(collector_args, seed, jobs, bar):
+    collector = _make_collector(*collector_args)
     # Per-episode seeding overwrites global np.random; give the caller theirs back afterwards.
     saved_state = np.random.get_state()
     try:
@@ -197,7 +218,7 @@ def _run_in_process(name, max_episode_steps, seed, jobs, bar):
         collector.env.close()
 
 
-def _run_in_pool(name, max_episode_steps, seed, jobs, workers, bar):
+def _run_in_pool(collector_args, seed, jobs, workers, bar):
     # Small chunks keep the bar moving and balance the load (episodes vary in cost, e.g. scene
     # retries); the chunking itself cannot change the data since every episode is seeded alone.
     chunk_size = max(1, min(8, len(jobs) // (4 * workers)))
@@ -205,7 +226,7 @@ def _run_in_pool(name, max_episode_steps, seed, jobs, workers, bar):
     # 'spawn': a fresh interpreter per worker, so no forked MuJoCo/OpenGL or torch state.
     context = multiprocessing.get_context("spawn")
     results = []
-    with context.Pool(workers, initializer=_init_worker, initargs=(name, max_episode_steps)) as pool:
+    with context.Pool(workers, initializer=_init_worker, initargs=(collector_args,)) as pool:
         # imap keeps chunk order, so results come back in job order.
         for chunk_results in pool.imap(functools.partial(_run_chunk, seed), chunks):
             results.extend(chunk_results)

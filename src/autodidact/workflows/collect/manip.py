@@ -20,7 +20,7 @@ from ogbench.manipspace.oracles.plan.cube_plan import CubePlanOracle
 from ogbench.manipspace.oracles.plan.drawer_plan import DrawerPlanOracle
 from ogbench.manipspace.oracles.plan.window_plan import WindowPlanOracle
 
-from autodidact.envs import make_env
+from autodidact.envs.render import make_visual_env, settings_for
 
 # Task name (as the env reports it in info['privileged/target_task']) -> oracle class.
 PLAN_ORACLES = {
@@ -50,12 +50,16 @@ def scene_is_healthy(qpos):
 class PlayCollector:
     """Runs play episodes in one manipulation environment, reused across episodes."""
 
-    def __init__(self, recipe, max_episode_steps):
+    def __init__(self, recipe, max_episode_steps, render="fast"):
         self.recipe = recipe
         # terminate_at_goal=False + data_collection mode: the env never ends an episode early and
-        # hands out an endless sequence of random tasks instead of a fixed evaluation goal.
-        self.env = make_env(
+        # hands out an endless sequence of random tasks instead of a fixed evaluation goal. A
+        # `visual-` env's observation is its camera frame, drawn with the `render` preset; the
+        # oracles read only `info`, so states and actions are those of the state env.
+        visual = recipe.env_name.startswith("visual-")
+        self.env = make_visual_env(
             recipe.env_name,
+            settings_for(render) if visual else None,
             terminate_at_goal=False,
             mode="data_collection",
             max_episode_steps=max_episode_steps,

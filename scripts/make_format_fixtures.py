@@ -2,6 +2,8 @@
 
     python scripts/make_format_fixtures.py lerobot OUT_DIR   # needs the `lerobot` package
 
+It writes `lerobot_<format version>_video/`: lerobot 0.4.4 writes format v3.0 (many episodes per
+Parquet and MP4 file), lerobot 0.3.3 format v2.1 (one file per episode); the tests read both.
 The LeRobot fixture is written by `lerobot.datasets.lerobot_dataset.LeRobotDataset` itself
 (create, add_frame, save_episode, finalize), so the reader is tested against the real on-disk
 format. `lerobot` cannot live in autodidact's environment (it pins torch < 2.11 and pulls
@@ -14,6 +16,7 @@ diffusers, wandb, rerun and a CUDA build of torch), so run this script with a th
         "av>=15,<16" jsonlines "packaging<26" draccus==0.10.0 deepdiff "imageio[ffmpeg]" termcolor \\
         einops pandas pyarrow gymnasium "setuptools<81" accelerate
     /tmp/lerobot-venv/bin/python scripts/make_format_fixtures.py lerobot tests/artifacts/formats
+    /tmp/lerobot-venv/bin/pip install --no-deps lerobot==0.3.3   # then again, for format v2.1
 
 PyPI's torchvision is a CUDA build whose operators cannot load beside the CPU torch, and importing
 it fails while registering their meta kernels; recording never calls those operators (frames are
@@ -52,10 +55,12 @@ def frame_image(episode, t):
 
 def make_lerobot(out_dir):
     sys.modules.setdefault("torchvision._meta_registrations", types.ModuleType("torchvision._meta_registrations"))
-    import lerobot
-    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+    import inspect
 
-    name = "lerobot_v30_video"
+    import lerobot
+    from lerobot.datasets.lerobot_dataset import CODEBASE_VERSION, LeRobotDataset
+
+    name = f"lerobot_{CODEBASE_VERSION.replace('.', '')}_video"
     root = Path(out_dir) / name
     shutil.rmtree(root, ignore_errors=True)
     features = {
@@ -76,14 +81,20 @@ def make_lerobot(out_dir):
             reward = np.array([rng.normal()], np.float32)
             done = np.array([t == length - 1], bool)
             image = frame_image(ep, t)
-            ds.add_frame({"observation.state": state, "observation.images.cam": image, "action": action,
-                          "next.reward": reward, "next.done": done, "task": f"task {ep % 2}"})
+            frame = {"observation.state": state, "observation.images.cam": image, "action": action,
+                     "next.reward": reward, "next.done": done}
+            # lerobot 0.4 (format v3.0) takes the task inside the frame, 0.3 (v2.1) as an argument.
+            if "task" in inspect.signature(ds.add_frame).parameters:
+                ds.add_frame(frame, task=f"task {ep % 2}")
+            else:
+                ds.add_frame({**frame, "task": f"task {ep % 2}"})
             for k, v in (("states", state), ("actions", action), ("rewards", reward[0]), ("dones", done[0]),
                          ("frames", image)):
                 expected[k].append(v)
         ds.save_episode()
         expected["lengths"].append(length)
-    ds.finalize()
+    if hasattr(ds, "finalize"):  # v3.0 buffers metadata and closes its Parquet writers here
+        ds.finalize()
     np.savez_compressed(Path(out_dir) / f"{name}.expected.npz",
                         **{k: np.asarray(v) for k, v in expected.items()},
                         lerobot_version=np.array(lerobot.__version__))

@@ -20,7 +20,8 @@ from autodidact.data.dataset import load
 from autodidact.data.formats import detect
 
 ARTIFACTS = Path(__file__).parent / "artifacts" / "formats"
-LEROBOT = ARTIFACTS / "lerobot_v30_video"
+# Written by lerobot 0.4.4 (format v3.0) and 0.3.3 (format v2.1): scripts/make_format_fixtures.py.
+LEROBOT_FIXTURES = ["lerobot_v30_video", "lerobot_v21_video"]
 
 
 def convert(capsys, *args):
@@ -163,7 +164,9 @@ def test_minari_truncated_file_is_one_line(tmp_path, monkeypatch, capsys):
 
 
 # ============================================================================ LeRobot
-def test_lerobot_fixture_round_trips_states_and_trains(tmp_path, capsys):
+@pytest.mark.parametrize("fixture", LEROBOT_FIXTURES)
+def test_lerobot_fixture_round_trips_states_and_trains(tmp_path, capsys, fixture):
+    LEROBOT = ARTIFACTS / fixture
     expected = np.load(str(LEROBOT) + ".expected.npz", allow_pickle=False)
     assert detect(LEROBOT) == "lerobot"
     before = tree_digest(LEROBOT)
@@ -184,7 +187,9 @@ def test_lerobot_fixture_round_trips_states_and_trains(tmp_path, capsys):
     train_a_few_steps(tmp_path / "state.npz", tmp_path / "run")
 
 
-def test_lerobot_video_frames_decode_to_the_recorded_images(tmp_path, capsys):
+@pytest.mark.parametrize("fixture", LEROBOT_FIXTURES)
+def test_lerobot_video_frames_decode_to_the_recorded_images(tmp_path, capsys, fixture):
+    LEROBOT = ARTIFACTS / fixture
     expected = np.load(str(LEROBOT) + ".expected.npz", allow_pickle=False)
     code, out, err = convert(capsys, LEROBOT, tmp_path / "video.npz", "--obs-keys", "observation.images.cam")
     assert code == 0, err
@@ -201,17 +206,18 @@ def test_lerobot_video_frames_decode_to_the_recorded_images(tmp_path, capsys):
     assert (shifted > 3 * error[1:]).all()
 
 
-def test_lerobot_broken_inputs_are_one_line(tmp_path, capsys):
+@pytest.mark.parametrize("fixture", LEROBOT_FIXTURES)
+def test_lerobot_broken_inputs_are_one_line(tmp_path, capsys, fixture):
     broken = tmp_path / "lerobot"
-    shutil.copytree(LEROBOT, broken)
-    video = next((broken / "videos").rglob("*.mp4"))
+    shutil.copytree(ARTIFACTS / fixture, broken)
+    video = sorted((broken / "videos").rglob("*.mp4"))[0]
     video.write_bytes(video.read_bytes()[: len(video.read_bytes()) // 2])
     code, _, err = convert(capsys, broken, tmp_path / "out.npz", "--obs-keys", "observation.images.cam")
-    assert_one_line_error(code, err, "file-000.mp4")
-    parquet = next((broken / "data").rglob("*.parquet"))
+    assert_one_line_error(code, err, video.name)
+    parquet = sorted((broken / "data").rglob("*.parquet"))[0]
     parquet.write_bytes(parquet.read_bytes()[:500])
     code, _, err = convert(capsys, broken, tmp_path / "out.npz")
-    assert_one_line_error(code, err, "file-000.parquet", "Parquet")
+    assert_one_line_error(code, err, parquet.name, "Parquet")
     (broken / "meta" / "info.json").write_text('{"codebase_version": "v1.6", "features": {}, "fps": 10}')
     code, _, err = convert(capsys, broken, tmp_path / "out.npz")
     assert_one_line_error(code, err, "info.json", "codebase_version", "v3.0")

@@ -23,14 +23,19 @@ def detect(source):
     path = Path(source)
     if not path.exists():
         raise DataError(path, None, "not found")
-    if path.is_file() and path.suffix.lower() == ".npz":
-        return "ogbench"
+    if path.is_file() and (path.suffix.lower() == ".npz" or _starts_with(path, b"PK\x03\x04")):
+        return "ogbench"  # an .npz is a zip archive, whatever its name
     for name, reader in _READERS.items():
         if reader.looks_like(path):
             return name
     what = "directory" if path.is_dir() else "file"
     raise DataError(path, None, f"format not recognized from this {what}",
                     f"name it with --from ({', '.join(FORMATS)}); see docs/FORMATS.md")
+
+
+def _starts_with(path, magic):
+    with open(path, "rb") as f:
+        return f.read(len(magic)) == magic
 
 
 def read(source, fmt=None, obs_keys=None, progress=False):

@@ -16,7 +16,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from autodidact.core.errors import DataError, UserError
-from autodidact.data.dataset import Dataset
+from autodidact.data.dataset import VERSION_KEY, Dataset
+
+# Field names with a fixed meaning in autodidact's files: a source's extra field of the same name
+# (a Dict observation key called `actions`, say) is stored as `obs_<name>` instead.
+RESERVED = {"observations", "next_observations", "actions", "terminals", "valids", "action_mask", "rewards",
+            "masks", "timeouts", VERSION_KEY}
 
 
 @dataclass
@@ -80,30 +85,40 @@ def _as_steps(arr):
     return arr[:, None] if arr.ndim == 1 else arr
 
 
-def assemble(source, episodes, progress=False):
-    """Concatenate `episodes` into a validated Dataset (see the module docstring)."""
+def assemble(source, episodes, total=None, progress=False):
+    """Concatenate `episodes` (an iterable of `total` Episodes) into a validated Dataset (see the
+    module docstring)."""
     from tqdm import tqdm
 
+    bar = tqdm(episodes, total=total, desc="reading episodes", unit="ep", disable=not progress)
+    try:
+        return _assemble(source, bar)
+    except BaseException:
+        bar.leave = False  # an error is one line: clear the bar instead of leaving it above
+        raise
+    finally:
+        bar.close()
+
+
+def _assemble(source, episodes):
     parts = {}    # field -> per-episode arrays, one row per state
     shapes = {}   # field -> (shape of one step, the episode that set it)
     count = 0
-    for ep in tqdm(episodes, desc="reading episodes", unit="ep", disable=not progress):
+    for ep in episodes:
         obs = _observation_dtype(source, ep)
         n = len(obs)
         if n == 0:
             raise DataError(source, f"{ep.name}/observations", "episode holds no states")
         fields = {"observations": obs, "terminals": np.arange(n) == n - 1}
         if ep.actions is not None:
-            actions = np.asarray(ep.actions)
-            fields["actions"] = _per_step(source, ep, "actions", actions.reshape(len(actions), -1), n)
+            fields["actions"] = _per_step(source, ep, "actions", ep.actions, n).reshape(n, -1)
         if ep.rewards is not None:
-            rewards = np.asarray(ep.rewards)
-            fields["rewards"] = _per_step(source, ep, "rewards", rewards.reshape(len(rewards)), n)
+            fields["rewards"] = _scalars(source, ep, "rewards", _per_step(source, ep, "rewards", ep.rewards, n))
         if ep.terminated is not None:
-            terminated = np.asarray(ep.terminated, bool)
-            fields["masks"] = 1.0 - _per_step(source, ep, "terminated", terminated.reshape(len(terminated)),
-                                              n).astype(np.float32)
-        fields.update({k: _per_step(source, ep, k, np.asarray(v), n) for k, v in ep.extras.items()})
+            terminated = _scalars(source, ep, "terminated", _per_step(source, ep, "terminated", ep.terminated, n))
+            fields["masks"] = 1.0 - terminated.astype(bool).astype(np.float32)
+        fields.update({f"obs_{k}" if k in RESERVED else k: _per_step(source, ep, k, np.asarray(v), n)
+                       for k, v in ep.extras.items()})
         if count and fields.keys() != parts.keys():
             name = sorted(fields.keys() ^ parts.keys())[0]
             raise DataError(source, f"{ep.name}/{name}", "present in some episodes but not in others",
@@ -149,6 +164,13 @@ def _per_step(source, ep, name, value, n):
         return value
     filler = value[-1:] if len(value) else np.zeros((1, *value.shape[1:]), value.dtype)
     return np.concatenate([value, filler])
+
+
+def _scalars(source, ep, name, value):
+    """[n] from [n] or [n, 1] (LeRobot stores rewards as one-element vectors)."""
+    if value.size != len(value):
+        raise DataError(source, f"{ep.name}/{name}", f"expected one value per step, got shape {value.shape}")
+    return value.reshape(len(value))
 
 
 def _check_finite(source, where, arr):

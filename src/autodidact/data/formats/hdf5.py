@@ -40,7 +40,7 @@ def looks_like(path):
     if path.suffix.lower() in SUFFIXES:
         return True
     with open(path, "rb") as f:
-        return f.read(8) == SIGNATURE
+        return f.read(len(SIGNATURE)) == SIGNATURE
 
 
 def read(path, obs_keys=None, progress=False):
@@ -54,7 +54,7 @@ def read(path, obs_keys=None, progress=False):
         raise DataError(path, None, f"not a readable HDF5 file ({exc})", "the file is corrupt or truncated") from None
     with f:
         if "data" in f and isinstance(f["data"], h5py.Group):
-            return assemble(path, _robomimic(path, f["data"], obs_keys), progress=progress)
+            return assemble(path, _robomimic(path, f["data"], obs_keys), total=len(f["data"]), progress=progress)
         if "observations" in f:
             return assemble(path, _d4rl(path, f, obs_keys), progress=progress)
         raise DataError(path, None, f"neither robomimic (data/demo_N) nor D4RL (observations, actions, ...) "

@@ -77,7 +77,7 @@ def read(path, obs_keys=None, progress=False):
                           rewards=columns["next.reward"][s:e] if "next.reward" in columns else None,
                           terminated=columns["next.done"][s:e] if "next.done" in columns else None,
                           extras={k: v[s:e] for k, v in extras.items()})
-    return assemble(path, episodes(), progress=progress)
+    return assemble(path, episodes(), total=len(starts), progress=progress)
 
 
 def _info(path):
@@ -88,6 +88,10 @@ def _info(path):
     for key in ("codebase_version", "features", "fps"):
         if key not in info:
             raise DataError(path / INFO, key, "missing", "not a LeRobotDataset info.json")
+    if not isinstance(info["features"], dict) or not all(isinstance(f, dict) for f in info["features"].values()):
+        raise DataError(path / INFO, "features", "expected an object of {name: {dtype, shape, ...}}")
+    if not isinstance(info["fps"], (int, float)) or info["fps"] <= 0:
+        raise DataError(path / INFO, "fps", f"expected a positive number, got {info['fps']!r}")
     if info["codebase_version"] not in VERSIONS:
         raise DataError(path / INFO, "codebase_version", f"{info['codebase_version']!r} is not one autodidact reads",
                         f"supported: {', '.join(VERSIONS)}")

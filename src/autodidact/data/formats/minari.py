@@ -35,7 +35,7 @@ def read(path, obs_keys=None, progress=False):
         dataset = minari.MinariDataset(data_dir)
     except Exception as exc:  # minari raises ValueError, KeyError, OSError, AssertionError by case
         raise DataError(data_dir / METADATA, None, f"not a readable Minari dataset ({_why(exc)})") from None
-    return assemble(path, _episodes(path, dataset, obs_keys), progress=progress)
+    return assemble(path, _episodes(path, dataset, obs_keys), total=len(dataset), progress=progress)
 
 
 def _episodes(path, dataset, obs_keys):

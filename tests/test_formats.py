@@ -5,6 +5,7 @@ OGBench's loaders, and train a method; bad input is one line naming file and fie
 
 import hashlib
 import shutil
+import sys
 import warnings
 from pathlib import Path
 
@@ -364,3 +365,21 @@ def test_formats_help_lists_every_option(capsys):
     out = capsys.readouterr().out
     for option in ("--from", "--obs-keys", "--layout", "--uncompressed", "--no-progress"):
         assert option in out
+
+
+def test_missing_reader_library_names_the_extra(tmp_path, monkeypatch, capsys):
+    (tmp_path / "ds" / "data").mkdir(parents=True)
+    (tmp_path / "ds" / "data" / "metadata.json").write_text("{}")
+    monkeypatch.setitem(sys.modules, "minari", None)  # makes `import minari` fail as if not installed
+    code, _, err = convert(capsys, tmp_path / "ds", tmp_path / "out.npz")
+    assert_one_line_error(code, err, "minari", "pip install 'autodidact[minari]'")
+
+
+def test_video_cursor_goes_back_in_time():
+    from autodidact.data.formats.lerobot import _VideoCursor
+    video = next((ARTIFACTS / "lerobot_v30_video" / "videos").rglob("*.mp4"))
+    recorded = np.load(str(ARTIFACTS / "lerobot_v30_video") + ".expected.npz")["frames"].astype(np.int16)
+    cursor = _VideoCursor(video)
+    late, early = cursor.frame_at(1.5, tolerance=0.05), cursor.frame_at(0.2, tolerance=0.05)  # fps 10
+    assert np.abs(late - recorded[15]).mean() < 8 and np.abs(early - recorded[2]).mean() < 8
+    assert cursor.frame_at(9.0, tolerance=0.05) is None  # past the end

@@ -153,24 +153,20 @@ class _Frames:
         timestamps = _column(self.path, self.table, "timestamp", n).astype(np.float64)
         offsets, files = self._episode_videos()
         out = None
-        cache = {}
+        cursor = None
         for i in range(n):
             ep = int(self.episode_index[i])
-            video = files[ep]
-            if video not in cache:
-                cache.clear()  # frames are decoded one video file at a time
-                cache[video] = _decode(video)
-            times, frames = cache[video]
+            if cursor is None or cursor.video != files[ep]:
+                cursor = _VideoCursor(files[ep])
             t = offsets[ep] + timestamps[i]
-            j = int(np.argmin(np.abs(times - t))) if len(times) else -1
-            # LeRobot's own tolerance: a frame must lie within 1e-4 s of the row's timestamp; we
-            # accept up to half a frame period, which still selects one frame unambiguously.
-            if j < 0 or abs(times[j] - t) > 0.5 / self.fps:
-                raise DataError(video, self.key, f"no frame at {t:.4f} s (episode {ep}, frame index {i})",
+            # LeRobot's own tolerance is 1e-4 s; half a frame period still picks one frame unambiguously.
+            frame = cursor.frame_at(t, tolerance=0.5 / self.fps)
+            if frame is None:
+                raise DataError(files[ep], self.key, f"no frame at {t:.4f} s (episode {ep}, row {i})",
                                 "the video is shorter than its episode or truncated")
             if out is None:
-                out = np.empty((n, *frames[j].shape), np.uint8)
-            out[i] = frames[j]
+                out = np.empty((n, *frame.shape), np.uint8)
+            out[i] = frame
         return out
 
     def _episode_videos(self):
@@ -237,19 +233,42 @@ def _episodes_meta(path):
     return {k: table.column(k).to_pylist() for k in table.column_names if not k.startswith("stats/")}
 
 
-def _decode(video):
-    """(presentation times in seconds, frames uint8 [H, W, 3]) of every frame of an MP4."""
-    av = require("av", "lerobot")
-    if not video.is_file():
-        raise DataError(video, None, "video file not found", "the dataset is incomplete")
-    times, frames = [], []
-    try:
-        with av.open(str(video)) as container:
-            stream = container.streams.video[0]
-            for frame in container.decode(stream):
-                times.append(float(frame.pts * stream.time_base))
-                frames.append(frame.to_ndarray(format="rgb24"))
-    except (av.FFmpegError, IndexError, OSError) as exc:
-        raise DataError(video, None, f"unreadable video ({exc.__class__.__name__}: {exc})",
-                        "the file is corrupt or truncated") from None
-    return np.asarray(times), frames
+class _VideoCursor:
+    """Frames of one MP4 by presentation time, decoded in one forward pass while the requested
+    times increase (rows come in time order within a file); an earlier time restarts the pass.
+    Only the frames asked for are kept, not the whole decoded video."""
+
+    def __init__(self, video):
+        self.av = require("av", "lerobot")
+        self.video = video
+        if not video.is_file():
+            raise DataError(video, None, "video file not found", "the dataset is incomplete")
+        self._restart()
+
+    def _restart(self):
+        self.frames = self._decode()
+        self.before = self.after = None  # (time, frame) on either side of the last requested time
+
+    def _decode(self):
+        try:
+            with self.av.open(str(self.video)) as container:
+                for frame in container.decode(container.streams.video[0]):
+                    if frame.time is not None:  # a frame without a timestamp cannot be matched to a row
+                        yield float(frame.time), frame
+        except (self.av.FFmpegError, IndexError, OSError) as exc:
+            raise DataError(self.video, None, f"unreadable video ({exc.__class__.__name__}: {exc})",
+                            "the file is corrupt or truncated") from None
+
+    def frame_at(self, t, tolerance):
+        """The frame nearest to `t` seconds as uint8 [H, W, 3], or None if none lies within `tolerance`."""
+        if self.before is not None and t < self.before[0] - tolerance:
+            self._restart()
+        while self.after is None or self.after[0] < t:
+            nxt = next(self.frames, None)
+            if nxt is None:
+                break
+            self.before, self.after = self.after, nxt
+        near = [c for c in (self.before, self.after) if c is not None and abs(c[0] - t) <= tolerance]
+        if not near:
+            return None
+        return min(near, key=lambda c: abs(c[0] - t))[1].to_ndarray(format="rgb24")

@@ -88,11 +88,11 @@ class ToyGoalEnv(gym.Env):
         return self._obs(), -dist, dist < 0.5, self.t >= 8, {}
 
 
-def collect_minari(root, monkeypatch, env, dataset_id, episodes=4):
+def collect_minari(root, monkeypatch, env, dataset_id, episodes=4, data_format=None):
     """A Minari dataset written by minari's own DataCollector; returns (directory, MinariDataset)."""
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(root))
     import minari
-    collector = minari.DataCollector(env)
+    collector = minari.DataCollector(env, data_format=data_format)
     for seed in range(episodes):
         collector.reset(seed=seed)
         collector.action_space.seed(seed)
@@ -107,9 +107,10 @@ def collect_minari(root, monkeypatch, env, dataset_id, episodes=4):
     return root / namespace / name, dataset
 
 
-def test_minari_box_dataset_round_trips_and_trains(tmp_path, monkeypatch, capsys):
-    src, mds = collect_minari(tmp_path / "minari", monkeypatch,
-                              gym.make("Pendulum-v1", max_episode_steps=7), "pendulum/random-v0")
+@pytest.mark.parametrize("data_format", ["hdf5", "arrow"])  # Minari's two storage backends
+def test_minari_box_dataset_round_trips_and_trains(tmp_path, monkeypatch, capsys, data_format):
+    src, mds = collect_minari(tmp_path / "minari", monkeypatch, gym.make("Pendulum-v1", max_episode_steps=7),
+                              "pendulum/random-v0", data_format=data_format)
     before = tree_digest(src)
     assert detect(src) == "minari" and detect(src / "data") == "minari"
     code, out, err = convert(capsys, src, tmp_path / "pendulum.npz")

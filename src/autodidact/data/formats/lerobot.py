@@ -42,6 +42,8 @@ def read(path, obs_keys=None, progress=False):
     features = info["features"]
     table = _frames(path, progress)
     n = table.num_rows
+    if n == 0:
+        raise DataError(path / "data", None, "holds no frames")
     order = np.argsort(_column(path, table, "index", n), kind="stable")
     table = table.take(order)
     episode_index = _column(path, table, "episode_index", n)
@@ -60,6 +62,8 @@ def read(path, obs_keys=None, progress=False):
             raise DataError(path / INFO, f"features/{k}", "not an observation of this dataset",
                             f"--obs-keys takes some of: {', '.join(vectors + cameras)}")
     if wanted is None and not vectors:
+        if not cameras:
+            raise DataError(path / INFO, "features", "no observation.* feature in the data")
         raise DataError(path / INFO, "features", f"no state vector and several cameras ({', '.join(cameras)})",
                         "pick one with --obs-keys")
     named = {k: _column(path, table, k, n) for k in vectors}
@@ -152,9 +156,11 @@ class _Frames:
         n = self.table.num_rows
         timestamps = _column(self.path, self.table, "timestamp", n).astype(np.float64)
         offsets, files = self._episode_videos()
+        from tqdm import tqdm
+
         out = None
         cursor = None
-        for i in range(n):
+        for i in tqdm(range(n), desc=f"decoding {self.key}", unit="frame", disable=not self.progress):
             ep = int(self.episode_index[i])
             if cursor is None or cursor.video != files[ep]:
                 cursor = _VideoCursor(files[ep])

@@ -2,7 +2,7 @@
 
     python scripts/make_format_fixtures.py lerobot OUT_DIR   # needs the `lerobot` package
 
-It writes `lerobot_<format version>_video/`: lerobot 0.4.4 writes format v3.0 (many episodes per
+It writes `lerobot_<format version>_<video|image>/` (`--camera image` stores PNGs instead of MP4): lerobot 0.4.4 writes format v3.0 (many episodes per
 Parquet and MP4 file), lerobot 0.3.3 format v2.1 (one file per episode); the tests read both.
 The LeRobot fixture is written by `lerobot.datasets.lerobot_dataset.LeRobotDataset` itself
 (create, add_frame, save_episode, finalize), so the reader is tested against the real on-disk
@@ -16,6 +16,7 @@ diffusers, wandb, rerun and a CUDA build of torch), so run this script with a th
         "av>=15,<16" jsonlines "packaging<26" draccus==0.10.0 deepdiff "imageio[ffmpeg]" termcolor \\
         einops pandas pyarrow gymnasium "setuptools<81" accelerate
     /tmp/lerobot-venv/bin/python scripts/make_format_fixtures.py lerobot tests/artifacts/formats
+    /tmp/lerobot-venv/bin/python scripts/make_format_fixtures.py lerobot tests/artifacts/formats --camera image
     /tmp/lerobot-venv/bin/pip install --no-deps lerobot==0.3.3   # then again, for format v2.1
 
 PyPI's torchvision is a CUDA build whose operators cannot load beside the CPU torch, and importing
@@ -39,39 +40,42 @@ import numpy as np
 # Episode lengths of the fixture: unequal, and one of a single frame (a boundary case).
 EPISODE_LENGTHS = (5, 8, 1, 6)
 FPS = 10
-IMAGE_SHAPE = (64, 64, 3)  # SVT-AV1, LeRobot's default codec, needs at least 64x64 pixels
+VIDEO_SHAPE = (64, 64, 3)  # SVT-AV1, LeRobot's default codec, needs at least 64x64 pixels
+IMAGE_SHAPE = (16, 16, 3)  # `image` features are PNGs inside the Parquet files: any size
 
 
-def frame_image(episode, t):
+def frame_image(episode, t, shape):
     """A smooth picture that differs per episode and frame, so a misplaced frame is detectable."""
-    h, w, _ = IMAGE_SHAPE
+    h, w, _ = shape
     yy, xx = np.mgrid[0:h, 0:w]
-    img = np.zeros(IMAGE_SHAPE, np.uint8)
+    img = np.zeros(shape, np.uint8)
     img[..., 0] = (xx * 4 + 40 * t) % 256
     img[..., 1] = (yy * 4 + 60 * episode) % 256
     img[..., 2] = (30 * t + 50 * episode) % 256
     return img
 
 
-def make_lerobot(out_dir):
+def make_lerobot(out_dir, camera):
+    """camera: 'video' (MP4 files) or 'image' (PNG bytes in the Parquet files)."""
     sys.modules.setdefault("torchvision._meta_registrations", types.ModuleType("torchvision._meta_registrations"))
     import inspect
 
     import lerobot
     from lerobot.datasets.lerobot_dataset import CODEBASE_VERSION, LeRobotDataset
 
-    name = f"lerobot_{CODEBASE_VERSION.replace('.', '')}_video"
+    name = f"lerobot_{CODEBASE_VERSION.replace('.', '')}_{camera}"
+    shape = VIDEO_SHAPE if camera == "video" else IMAGE_SHAPE
     root = Path(out_dir) / name
     shutil.rmtree(root, ignore_errors=True)
     features = {
         "observation.state": {"dtype": "float32", "shape": (3,), "names": ["x", "y", "z"]},
-        "observation.images.cam": {"dtype": "video", "shape": IMAGE_SHAPE, "names": ["height", "width", "channels"]},
+        "observation.images.cam": {"dtype": camera, "shape": shape, "names": ["height", "width", "channels"]},
         "action": {"dtype": "float32", "shape": (2,), "names": ["vx", "vy"]},
         "next.reward": {"dtype": "float32", "shape": (1,), "names": None},
         "next.done": {"dtype": "bool", "shape": (1,), "names": None},
     }
     ds = LeRobotDataset.create(repo_id=f"autodidact/{name}", fps=FPS, features=features, root=root,
-                               use_videos=True)
+                               use_videos=camera == "video")
     rng = np.random.default_rng(0)
     expected = {"states": [], "actions": [], "rewards": [], "dones": [], "frames": [], "lengths": []}
     for ep, length in enumerate(EPISODE_LENGTHS):
@@ -80,7 +84,7 @@ def make_lerobot(out_dir):
             action = rng.uniform(-1, 1, size=2).astype(np.float32)
             reward = np.array([rng.normal()], np.float32)
             done = np.array([t == length - 1], bool)
-            image = frame_image(ep, t)
+            image = frame_image(ep, t, shape)
             frame = {"observation.state": state, "observation.images.cam": image, "action": action,
                      "next.reward": reward, "next.done": done}
             # lerobot 0.4 (format v3.0) takes the task inside the frame, 0.3 (v2.1) as an argument.
@@ -104,10 +108,12 @@ def make_lerobot(out_dir):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("fixture", choices=["lerobot"], help="which fixture to write")
+    p.add_argument("--camera", choices=["video", "image"], default="video",
+                   help="store the camera as MP4 video (default) or as PNG images in the Parquet files")
     p.add_argument("out_dir", help="directory to write it in (tests/artifacts/formats)")
     args = p.parse_args()
     Path(args.out_dir).mkdir(parents=True, exist_ok=True)
-    make_lerobot(args.out_dir)
+    make_lerobot(args.out_dir, args.camera)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,8 @@ from autodidact.data.dataset import load
 from autodidact.data.formats import detect
 
 ARTIFACTS = Path(__file__).parent / "artifacts" / "formats"
-# Written by lerobot 0.4.4 (format v3.0) and 0.3.3 (format v2.1): scripts/make_format_fixtures.py.
+# Written by lerobot 0.4.4 (format v3.0) and 0.3.3 (format v2.1): scripts/make_format_fixtures.py;
+# lerobot_v30_image holds its camera as PNG `image` features instead of video.
 LEROBOT_FIXTURES = ["lerobot_v30_video", "lerobot_v21_video"]
 
 
@@ -206,6 +207,18 @@ def test_lerobot_video_frames_decode_to_the_recorded_images(tmp_path, capsys, fi
     assert error.max() < 8, error
     shifted = np.abs(frames[1:] - recorded[:-1]).mean(axis=(1, 2, 3))
     assert (shifted > 3 * error[1:]).all()
+
+
+def test_lerobot_image_features_decode_exactly(tmp_path, capsys):
+    # `image` features are PNGs inside the Parquet rows: lossless, so the frames round trip exactly.
+    fixture = ARTIFACTS / "lerobot_v30_image"
+    expected = np.load(str(fixture) + ".expected.npz", allow_pickle=False)
+    code, _, err = convert(capsys, fixture, tmp_path / "images.npz", "--obs-keys", "observation.images.cam")
+    assert code == 0, err
+    ds = load(tmp_path / "images.npz")
+    np.testing.assert_array_equal(ds.observations, expected["frames"])
+    np.testing.assert_array_equal(ds.actions, expected["actions"])
+    assert [e - s + 1 for s, e in episodes_of(ds)] == list(expected["lengths"])
 
 
 @pytest.mark.parametrize("fixture", LEROBOT_FIXTURES)

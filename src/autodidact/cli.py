@@ -14,6 +14,7 @@ from autodidact.core.errors import UserError
 EPILOG = """examples:
   autodidact collect pointmaze-medium-navigate-v0 --out data --episodes 100
   autodidact info data/pointmaze-medium-navigate-v0.npz
+  autodidact convert ~/.minari/datasets/mujoco/pusher/expert-v0 data/pusher.npz
   autodidact train --method gcbc --dataset data/pointmaze-medium-navigate-v0.npz --out runs/gcbc --steps 20000
   autodidact train --resume runs/gcbc
   autodidact eval runs/gcbc --episodes 20 --video
@@ -78,16 +79,36 @@ def build_parser():
                    help="cells per axis of the coverage grid when the env's maze is unknown (default 20)")
     i.add_argument("--figure", default=None, help="also write a coverage figure (PNG) to this path")
 
-    v = sub.add_parser("convert", help="rewrite a dataset in another OGBench layout, or uncompressed",
-                       description="Read a dataset in any OGBench layout and write it in LAYOUT. --uncompressed "
-                                   "writes members as stored .npy so later loads are memory-mapped, for data "
-                                   "larger than RAM.")
-    v.add_argument("src", help="input dataset .npz (never modified)")
-    v.add_argument("dst", help="output .npz (written atomically)")
+    v = sub.add_parser("convert", help="import a Minari, LeRobot, robomimic or D4RL dataset, or change layout",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Read SOURCE and write it as an OGBench-layout dataset .npz: observations (states\n"
+                                   "or uint8 images), actions and rewards where present, and the source's episode\n"
+                                   "boundaries. SOURCE is an OGBench .npz (any layout), a Minari dataset directory, a\n"
+                                   "LeRobotDataset directory (Parquet plus MP4 video) or a robomimic / D4RL HDF5 file;\n"
+                                   "the format is recognized from SOURCE or named with --from. docs/FORMATS.md says\n"
+                                   "what each field becomes.",
+                       epilog="examples:\n"
+                              "  autodidact convert ~/.minari/datasets/mujoco/pusher/expert-v0 pusher.npz\n"
+                              "  autodidact convert lerobot/pusht pusht.npz\n"
+                              "  autodidact convert lerobot/pusht pusht-images.npz --obs-keys observation.image\n"
+                              "  autodidact convert low_dim.hdf5 lift.npz --obs-keys robot0_eef_pos,object\n"
+                              "  autodidact convert data.npz data-mmap.npz --uncompressed")
+    v.add_argument("src", metavar="SOURCE", help="input dataset: file or directory (never modified)")
+    v.add_argument("dst", metavar="OUT.npz", help="output .npz (written atomically)")
+    v.add_argument("--from", dest="source_format", choices=["ogbench", "minari", "lerobot", "hdf5"], default=None,
+                   help="format of SOURCE (default: recognized from it). hdf5 covers robomimic (data/demo_N) "
+                        "and D4RL (flat observations, actions, ...) files")
+    v.add_argument("--obs-keys", default=None, metavar="KEY[,KEY...]",
+                   help="which source fields form the observation: Dict-space keys (minari, default "
+                        "'observation'), obs/ keys (robomimic, default every vector key in sorted order), "
+                        "features (lerobot, default observation.state; a camera such as "
+                        "observation.images.top gives uint8 images). Several vector keys are concatenated "
+                        "in the order given")
     v.add_argument("--layout", choices=["ogbench", "compact", "regular"], default="ogbench",
                    help="ogbench: OGBench's file layout (default); compact: with valids; regular: with "
                         "next_observations")
     v.add_argument("--uncompressed", action="store_true", help="store members uncompressed (memory-mappable)")
+    v.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     t = sub.add_parser("train", help="pretrain a method on a dataset, or resume a run",
                        description="Train METHOD on DATASET into RUN_DIR (config, metrics, checkpoints, exact "
@@ -270,13 +291,10 @@ def _dispatch(args, argv):
         from autodidact.workflows.info import print_info
         print_info(args.path, grid=args.grid, figure=args.figure)
     elif cmd == "convert":
-        from pathlib import Path
-
-        from autodidact.data.dataset import load
-        if Path(args.src).resolve() == Path(args.dst).resolve():
-            raise UserError(f"{args.dst}: convert never overwrites its input; choose another output path")
-        load(args.src).save(args.dst, layout=args.layout, compressed=not args.uncompressed)
-        print(f"wrote {args.dst} ({args.layout} layout, {'uncompressed' if args.uncompressed else 'compressed'})")
+        from autodidact.workflows.convert import convert
+        keys = [k.strip() for k in args.obs_keys.split(",") if k.strip()] if args.obs_keys else None
+        print(convert(args.src, args.dst, fmt=args.source_format, obs_keys=keys, layout=args.layout,
+                      compressed=not args.uncompressed, progress=not args.no_progress))
     elif cmd == "train":
         return _train(args, argv)
     elif cmd == "eval":

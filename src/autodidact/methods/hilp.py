@@ -132,7 +132,8 @@ class HILP(Method):
         """z = normalize(phi(g) - phi(s)): the skill that heads straight for g in phi space."""
         s, g = self.flat(observations), self.flat(goals)
         phis = self.phi_net(torch.cat([s, g]))[0]
-        phi_s, phi_g = phis.chunk(2)
+        # Slices, not chunk(2): torch.export (ONNX export) then keeps the batch size symbolic.
+        phi_s, phi_g = phis[: s.shape[0]], phis[s.shape[0]:]
         return normalize(phi_g - phi_s)
 
     @torch.no_grad()

@@ -117,6 +117,10 @@ def build_parser():
                    help="torch.compile the training loss (default off; needs a C++ compiler on CPU)")
     t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a method config field (repeatable); see `autodidact methods --config M`")
+    t.add_argument("--wandb", action="store_true",
+                   help="also log the metrics to Weights & Biases (pip install 'autodidact[wandb]'); "
+                        "WANDB_MODE=offline logs without a network into RUN_DIR/wandb/, WANDB_PROJECT names "
+                        "the project (default autodidact); a resumed run keeps logging")
     t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     e = sub.add_parser("eval", help="evaluate a run on its environment's tasks",
@@ -345,6 +349,9 @@ def _require_run_dir(path):
 def _train(args, argv):
     if args.resume:
         _require_run_dir(args.resume)
+    if args.wandb:
+        from autodidact.workflows.tracking import require_wandb
+        require_wandb()  # a missing extra fails before anything is written
     from autodidact.workflows import train as trainer
     if args.resume:
         extra = [f for f in ("method", "dataset", "out") if getattr(args, f)]
@@ -352,7 +359,7 @@ def _train(args, argv):
             raise UserError("--resume continues a run with its saved settings; drop "
                             + ", ".join(f"--{f}" for f in extra + (["set"] if args.overrides else [])))
         run = trainer.resume_run(args.resume, argv=argv, steps=args.steps, device=args.device,
-                                 progress=not args.no_progress)
+                                 progress=not args.no_progress, wandb=args.wandb)
     else:
         if args.method:
             from autodidact.methods import get_method
@@ -366,7 +373,7 @@ def _train(args, argv):
             log_every=args.log_every, checkpoint_every=args.checkpoint_every,
             keep_checkpoints=args.keep_checkpoints, device=args.device, precision=args.precision,
             kernels=args.kernels, compile=args.compile, overrides=tuple(args.overrides),
-            progress=not args.no_progress)
+            progress=not args.no_progress, wandb=args.wandb)
         run = trainer.new_run(s, argv=argv)
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"run: {run}")

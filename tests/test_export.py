@@ -102,6 +102,7 @@ def test_torchscript_carries_its_metadata(runs, tmp_path):
     assert meta["obs_shape"] == [2] and meta["action_dim"] == 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method,prompt", [("gcbc", "goal"), ("hilp", "skill"), ("beso", "goal")])
 def test_onnxruntime_matches_autodidact(runs, tmp_path, method, prompt):
     ort = pytest.importorskip("onnxruntime")

@@ -112,6 +112,7 @@ def chromium_or_skip():
     return pytest.importorskip("playwright.sync_api")
 
 
+@pytest.mark.slow
 def test_report_in_headless_chromium(runs, tmp_path):
     playwright_api = chromium_or_skip()
     from PIL import Image

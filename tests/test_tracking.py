@@ -14,6 +14,7 @@ TRAIN = ["train", "--method", "gcbc", "--dataset", str(DATASET), "--steps", "20"
          "--set", "batch_size=16", "--set", "actor_hidden_dims=16,16", "--no-progress", "--wandb"]
 
 
+@pytest.mark.slow
 def test_wandb_offline_logs_the_training_scalars(tmp_path, monkeypatch):
     wandb = pytest.importorskip("wandb")
     for var, sub in (("WANDB_CONFIG_DIR", "config"), ("WANDB_CACHE_DIR", "cache"), ("WANDB_DATA_DIR", "data")):

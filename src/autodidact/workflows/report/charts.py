@@ -10,8 +10,9 @@ from html import escape
 # Colour-blind-safe (Okabe and Ito, 2008): one colour per run, in the order the runs were given.
 COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442")
 
-WIDTH, HEIGHT = 440, 260
+WIDTH, PLOT_HEIGHT = 440, 192
 LEFT, RIGHT, TOP, BOTTOM = 58, 12, 28, 40
+LEGEND_COLUMNS, LEGEND_ROW = 4, 14  # legend entries sit in rows above the plot, never over the lines
 
 
 def nice_ticks(lo, hi, count=5):
@@ -54,27 +55,30 @@ def line_chart(title, series, y_label="", y_range=None):
     x_ticks = nice_ticks(min(all_x), max(all_x))
     y_ticks = nice_ticks(*(y_range or (min(all_y), max(all_y))))
     x0, x1, y0, y1 = x_ticks[0], x_ticks[-1], y_ticks[0], y_ticks[-1]
-    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+    legend_rows = math.ceil(len(series) / LEGEND_COLUMNS) if len(series) > 1 else 0
+    top = TOP + (LEGEND_ROW * legend_rows + 6 if legend_rows else 0)
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, PLOT_HEIGHT
+    height = top + plot_h + BOTTOM
 
     def px(x):
         return LEFT + (x - x0) / ((x1 - x0) or 1) * plot_w
 
     def py(y):
-        return TOP + plot_h - (y - y0) / ((y1 - y0) or 1) * plot_h
+        return top + plot_h - (y - y0) / ((y1 - y0) or 1) * plot_h
 
-    out = [f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" '
-           f'width="{WIDTH}" height="{HEIGHT}" role="img" aria-label="{escape(title)}">',
+    out = [f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" '
+           f'width="{WIDTH}" height="{height}" role="img" aria-label="{escape(title)}">',
            f'<text x="{LEFT}" y="16" class="chart-title">{escape(title)}</text>']
     for t in y_ticks:
         out.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{py(t):.1f}" y2="{py(t):.1f}" class="grid"/>'
                    f'<text x="{LEFT - 6}" y="{py(t) + 4:.1f}" text-anchor="end">{_label(t)}</text>')
     for t in x_ticks:
-        out.append(f'<text x="{px(t):.1f}" y="{TOP + plot_h + 16}" text-anchor="middle">{_label(t)}</text>')
-    out.append(f'<text x="{LEFT + plot_w / 2:.0f}" y="{HEIGHT - 6}" text-anchor="middle">step</text>')
+        out.append(f'<text x="{px(t):.1f}" y="{top + plot_h + 16}" text-anchor="middle">{_label(t)}</text>')
+    out.append(f'<text x="{LEFT + plot_w / 2:.0f}" y="{height - 6}" text-anchor="middle">step</text>')
     if y_label:
-        out.append(f'<text transform="translate(12 {TOP + plot_h / 2:.0f}) rotate(-90)" text-anchor="middle">'
+        out.append(f'<text transform="translate(12 {top + plot_h / 2:.0f}) rotate(-90)" text-anchor="middle">'
                    f'{escape(y_label)}</text>')
-    out.append(f'<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" class="frame"/>')
+    out.append(f'<rect x="{LEFT}" y="{top}" width="{plot_w}" height="{plot_h}" class="frame"/>')
     for k, ((name, _, _), line) in enumerate(zip(series, points)):
         color = COLORS[k % len(COLORS)]
         coords = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in line)
@@ -85,11 +89,11 @@ def line_chart(title, series, y_label="", y_range=None):
         elif line:
             out.append(f'<polyline points="{coords}" fill="none" stroke="{color}" stroke-width="2">'
                        f'<title>{escape(name)}</title></polyline>')
-    if len(series) > 1:
-        for k, (name, _, _) in enumerate(series):
-            y = TOP + 8 + 14 * k
-            out.append(f'<rect x="{WIDTH - RIGHT - 120}" y="{y - 8}" width="10" height="10" '
-                       f'fill="{COLORS[k % len(COLORS)]}"/><text x="{WIDTH - RIGHT - 106}" y="{y + 1}">'
-                       f'{escape(name[:18])}</text>')
+    column_w = plot_w / LEGEND_COLUMNS
+    for k, (name, _, _) in enumerate(series if legend_rows else ()):
+        row, col = divmod(k, LEGEND_COLUMNS)
+        x, y = LEFT + col * column_w, TOP + 4 + LEGEND_ROW * row
+        out.append(f'<rect x="{x:.0f}" y="{y - 9}" width="10" height="10" fill="{COLORS[k % len(COLORS)]}"/>'
+                   f'<text x="{x + 14:.0f}" y="{y}">{escape(name[:14])}</text>')
     out.append("</svg>")
     return "".join(out)

@@ -1,6 +1,6 @@
 """Screenshot an `autodidact report` page in Debian's headless chromium (docs/figures/report_*.png).
 
-    python scripts/screenshot_report.py report.html out.png [--height 2400]
+    python scripts/screenshot_report.py report.html out.png [--height 2400] [--full-page]
 
 Needs `apt-get install chromium` and the `playwright` package (from the test extra); the browser
 is Debian's, never one `playwright install` downloads.
@@ -22,6 +22,7 @@ def main():
     p.add_argument("png", help="screenshot to write")
     p.add_argument("--width", type=int, default=1200, help="viewport width in pixels (default 1200)")
     p.add_argument("--height", type=int, default=2400, help="viewport height in pixels (default 2400)")
+    p.add_argument("--full-page", action="store_true", help="the whole page, not only the viewport")
     p.add_argument("--chromium", default="/usr/bin/chromium", help="browser executable (default /usr/bin/chromium)")
     args = p.parse_args()
     with sync_playwright() as pw, tempfile.TemporaryDirectory() as profile:
@@ -30,10 +31,14 @@ def main():
                                                                               "height": args.height})
         page = browser.new_page()
         page.goto(Path(args.html).resolve().as_uri(), wait_until="load")
-        # Let the videos start so their frames show rather than a blank poster.
-        page.wait_for_function("() => [...document.querySelectorAll('video')].every(v => v.currentTime > 0.5)",
-                               timeout=30_000)
-        page.screenshot(path=args.png)
+        # Let every video play a little so its frames show rather than a blank poster (Chromium does
+        # not autoplay muted videos outside the viewport, so each is scrolled to in turn).
+        for video in page.locator("video").all():
+            video.scroll_into_view_if_needed()
+            video.evaluate("v => new Promise(done => { const check = () => v.currentTime > 0.5 ? done() : "
+                           "setTimeout(check, 50); v.play(); check(); })")
+        page.evaluate("window.scrollTo(0, 0)")
+        page.screenshot(path=args.png, full_page=args.full_page)
         browser.close()
 
 

@@ -23,6 +23,8 @@ from autodidact.workflows.runs import load_run
 ARTIFACTS = Path(__file__).parent / "artifacts" / "v0.1.0" / "runs"
 METHODS = sorted(p.name for p in ARTIFACTS.iterdir())
 ONNX_ATOL = 1e-5
+# torch marks TorchScript deprecated; loading it is what a user of the exported file does.
+pytestmark = pytest.mark.filterwarnings("ignore:.*torch.jit.load. is deprecated")
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,8 @@ EPILOG = """examples:
   autodidact train --resume runs/gcbc
   autodidact eval runs/gcbc --episodes 20 --video
   autodidact prompt runs/hilp --goal all --episodes 20
+  autodidact report runs/gcbc runs/hilp --out report.html
+  autodidact export runs/gcbc --format onnx --out policy.onnx
 """
 
 
@@ -141,6 +143,10 @@ def build_parser():
                    help="torch.compile the training loss (default off; needs a C++ compiler on CPU)")
     t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a method config field (repeatable); see `autodidact methods --config M`")
+    t.add_argument("--wandb", action="store_true",
+                   help="also log the metrics to Weights & Biases (pip install 'autodidact[wandb]'); "
+                        "WANDB_MODE=offline logs without a network into RUN_DIR/wandb/, WANDB_PROJECT names "
+                        "the project (default autodidact); a resumed run keeps logging")
     t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     e = sub.add_parser("eval", help="evaluate a run on its environment's tasks",
@@ -219,6 +225,34 @@ def build_parser():
     pr.add_argument("--name", default=None,
                     help="result name: writes RUN_DIR/prompt/NAME.json (default from the prompt, e.g. reward-task2)")
     pr.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    r = sub.add_parser("report", help="one self-contained HTML page about one or more runs",
+                       description="Write one HTML file (no network needed to view it) with each run's learning "
+                                   "curves, success per task beside OGBench's published number, config and "
+                                   "command, evaluation videos and the figures its method drew; with several "
+                                   "runs, a comparison table and overlaid curves. Run `autodidact eval RUN "
+                                   "--video` first to have videos in it. See docs/REPORT.md.")
+    r.add_argument("runs", nargs="+", metavar="RUN", help="run directories (never modified)")
+    r.add_argument("--out", required=True, help="HTML file to write (atomically)")
+    r.add_argument("--title", default=None, help="page title (default: the run names)")
+    r.add_argument("--no-videos", action="store_true",
+                   help="leave the evaluation videos out (a smaller file; videos are re-encoded to WebM)")
+    r.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    x = sub.add_parser("export", help="write a run's policy as ONNX or TorchScript",
+                       description="Write the newest checkpoint's policy (temperature 0, actions clipped to "
+                                   "[-1, 1]) as a file that runs without autodidact: onnxruntime for ONNX, "
+                                   "torch.jit.load for TorchScript. Inputs: observations [B, *obs] and goals "
+                                   "[B, *obs] (or HILP's skills [B, skill_dim] with --prompt skill; BESO adds "
+                                   "noise [B, chunk*action_dim] of standard normals); output: actions "
+                                   "[B, action_dim]. See docs/EXPORT.md.")
+    x.add_argument("run_dir", help="run directory")
+    x.add_argument("--format", choices=["onnx", "torchscript"], required=True,
+                   help="onnx (needs pip install 'autodidact[export]') or torchscript")
+    x.add_argument("--out", required=True, help="file to write (atomically), e.g. policy.onnx")
+    x.add_argument("--prompt", choices=["goal", "skill"], default="goal",
+                   help="goal (default): the policy takes goal observations; skill: HILP's latent skill z")
+    x.add_argument("--checkpoint", default=None, metavar="DIR", help="checkpoint directory (default: the newest)")
 
     m = sub.add_parser("methods", help="list methods, or show one method's config",
                        description="One line per method; --config NAME lists its config fields and defaults.")
@@ -301,6 +335,17 @@ def _dispatch(args, argv):
         return _eval(args)
     elif cmd == "prompt":
         return _prompt(args)
+    elif cmd == "report":
+        from autodidact.workflows.report import write_report
+        path = write_report(args.runs, args.out, title=args.title, videos=not args.no_videos,
+                            progress=not args.no_progress)
+        print(f"wrote {path}")
+    elif cmd == "export":
+        _require_run_dir(args.run_dir)
+        from autodidact.workflows.export import export_policy
+        info = export_policy(args.run_dir, args.format, args.out, prompt=args.prompt, checkpoint=args.checkpoint)
+        print(f"wrote {info['path']} ({info['bytes'] / 1024:.1f} KiB, {args.format}, {info['method']} @ step "
+              f"{info['step']}) in {info['seconds']:.2f} s: {', '.join(info['inputs'])} -> actions")
     elif cmd == "methods":
         _methods(args)
     elif cmd == "bench":
@@ -327,6 +372,9 @@ def _require_run_dir(path):
 def _train(args, argv):
     if args.resume:
         _require_run_dir(args.resume)
+    if args.wandb:
+        from autodidact.workflows.tracking import require_wandb
+        require_wandb()  # a missing extra fails before anything is written
     from autodidact.workflows import train as trainer
     if args.resume:
         extra = [f for f in ("method", "dataset", "out") if getattr(args, f)]
@@ -334,7 +382,7 @@ def _train(args, argv):
             raise UserError("--resume continues a run with its saved settings; drop "
                             + ", ".join(f"--{f}" for f in extra + (["set"] if args.overrides else [])))
         run = trainer.resume_run(args.resume, argv=argv, steps=args.steps, device=args.device,
-                                 progress=not args.no_progress)
+                                 progress=not args.no_progress, wandb=args.wandb)
     else:
         if args.method:
             from autodidact.methods import get_method
@@ -348,7 +396,7 @@ def _train(args, argv):
             log_every=args.log_every, checkpoint_every=args.checkpoint_every,
             keep_checkpoints=args.keep_checkpoints, device=args.device, precision=args.precision,
             kernels=args.kernels, compile=args.compile, overrides=tuple(args.overrides),
-            progress=not args.no_progress)
+            progress=not args.no_progress, wandb=args.wandb)
         run = trainer.new_run(s, argv=argv)
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"run: {run}")

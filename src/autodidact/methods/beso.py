@@ -243,14 +243,17 @@ class BESO(Method):
             return self.denoise(net, x, sig, obs, goals, ones)
         both = self.denoise(net, torch.cat([x, x]), torch.cat([sig, sig]), torch.cat([obs, obs]),
                             torch.cat([goals, goals]), torch.cat([zeros, ones]))
-        cond, uncond = both.split(n)
+        # Slices, not split(n): torch.export (ONNX export) then keeps the batch size symbolic.
+        cond, uncond = both[:n], both[n:]
         return (1 + guidance) * cond - guidance * uncond
 
-    def sample_chunks(self, observations, goals, temperature=0.0, generator=None, guidance=None):
+    def sample_chunks(self, observations, goals, temperature=0.0, generator=None, guidance=None, noise=None):
         """[B, chunk, action_dim] actions: BESO's sampler from x ~ N(0, sigma_max^2 I). Each step is
         an Euler step of the probability-flow ODE in sigma (= DDIM / DPM-Solver-1, exact at the last
         step where it returns D); with temperature eta > 0 it steps to sigma_down and adds fresh
-        noise of std sigma_up (Euler-ancestral), so eta = 0 is the reference's DDIM sampler."""
+        noise of std sigma_up (Euler-ancestral), so eta = 0 is the reference's DDIM sampler.
+        `noise` ([B, chunk * action_dim] standard normals) replaces the first draw, which makes
+        eta = 0 a pure function of its inputs (an exported policy takes it as an input)."""
         guidance = self.cfg.guidance if guidance is None else guidance
         obs, g = (self.ema_net.encoder(x) for x in (observations, goals))  # once for every denoising step
         n, device = obs.shape[0], obs.device
@@ -259,7 +262,7 @@ class BESO(Method):
             return torch.randn((n, self.x_dim), generator=generator).to(device)
 
         sigmas = self.schedule()
-        x = randn() * sigmas[0]
+        x = (randn() if noise is None else noise) * sigmas[0]
         for sigma, sigma_next in zip(sigmas[:-1], sigmas[1:]):
             denoised = self.guided_denoise(x, sigma, obs, g, guidance)
             sigma_up = 0.0

@@ -147,7 +147,9 @@ class HILP(Method):
 
     def goal_skills(self, observations, goals):
         """z = normalize(phi(g) - phi(s)): the skill that heads straight for g in phi space."""
-        phi_s, phi_g = self.phi(torch.cat([observations, goals])).chunk(2)
+        phis = self.phi(torch.cat([observations, goals]))
+        # Slices, not chunk(2): torch.export (ONNX export) then keeps the batch size symbolic.
+        phi_s, phi_g = phis[: observations.shape[0]], phis[observations.shape[0]:]
         return normalize(phi_g - phi_s)
 
     @torch.no_grad()

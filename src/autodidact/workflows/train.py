@@ -52,6 +52,7 @@ class TrainSettings:
     precision: str = "float32"   # or "bf16": autocast the update's matmuls to bfloat16 (see nn/layers.py)
     kernels: str = kernels.DEFAULT  # "tuned" (CPU speed-ups, autodidact.kernels) or "torch" (plain PyTorch)
     compile: str = "off"         # "on": torch.compile the loss
+    wandb: bool = False          # also log to Weights & Biases (tracking.py; the `wandb` extra)
     overrides: tuple = ()
     progress: bool = True
 
@@ -115,7 +116,7 @@ def new_run(s: TrainSettings, argv=None):
         "checkpoint_every": s.checkpoint_every or (s.eval_every if s.eval_every and s.eval_episodes and env_name
                                                    else max(1, s.steps // 10)),
         "keep_checkpoints": s.keep_checkpoints, "preset": preset, "precision": s.precision,
-        "kernels": s.kernels, "compile": s.compile,
+        "kernels": s.kernels, "compile": s.compile, "wandb": s.wandb,
         "obs_shape": list(dataset.obs_shape), "action_dim": dataset.action_dim,
         "config": {"type": cls.name, **cfglib.to_dict(cfg)},
     }
@@ -130,13 +131,16 @@ def new_run(s: TrainSettings, argv=None):
     return _train(out, run_cfg, dataset, s.device, s.progress, resume=False)
 
 
-def resume_run(run_dir, argv=None, steps=None, device="auto", progress=True):
+def resume_run(run_dir, argv=None, steps=None, device="auto", progress=True, wandb=False):
     """Continue the run in `run_dir` from its newest checkpoint (to `steps` in all, if given). A run
-    of an earlier format is continued in the current one, and its run.json rewritten so."""
+    of an earlier format is continued in the current one, and its run.json rewritten so. A run that
+    logged to W&B keeps logging; `wandb=True` starts it for one that did not."""
     run_dir = Path(run_dir)
     run_cfg = read_run(run_dir)
     if steps is not None:
         run_cfg["steps"] = steps
+    if wandb:
+        run_cfg["wandb"] = True
     dataset = load_dataset(run_cfg["dataset"])
     world, rank = _dist_info()
     if rank == 0:
@@ -223,11 +227,14 @@ def _train(run_dir, run_cfg, dataset, device_name, progress, resume):
         compiling.compile_loss(method, first_batch, lambda: autocast(device, precision), lambda m: _log(rank, m))
     log_every, ckpt_every = run_cfg["log_every"], run_cfg["checkpoint_every"]
     eval_every = run_cfg["eval_every"] if run_cfg["eval_episodes"] else 0
-    writer = metrics = evals = None
+    writer = metrics = evals = tracker = None
     if rank == 0:
         metrics = CsvLog(run_dir / "metrics.csv", start if resume else None)
         evals = CsvLog(run_dir / "eval.csv", start if resume else None)
         writer = _tensorboard(run_dir / "tb", start)
+        if run_cfg.get("wandb"):
+            from autodidact.workflows.tracking import WandbLog
+            tracker = WandbLog(run_dir, run_cfg)
 
     from tqdm import tqdm
     bar = tqdm(total=total, initial=start, desc=f"{run_cfg['method']}", unit="step", dynamic_ncols=True,
@@ -255,9 +262,7 @@ def _train(run_dir, run_cfg, dataset, device_name, progress, resume):
                        "time/sample_fraction": sample_time / max(now - t_last, 1e-9)}
                 if rank == 0:
                     metrics.write(row)
-                    for k, v in row.items():
-                        if k != "step":
-                            writer.add_scalar(k, v, step)
+                    _scalars(writer, tracker, row, step)
                     loss_key = next((k for k in row if k.endswith("/loss")), None)
                     if loss_key:
                         bar.set_postfix({loss_key: f"{row[loss_key]:.4g}"}, refresh=False)
@@ -268,9 +273,7 @@ def _train(run_dir, run_cfg, dataset, device_name, progress, resume):
                 row = {"step": step, "evaluation/overall_success": result["overall_success"],
                        **{f"evaluation/{t['task_name']}_success": t["success"] for t in result["tasks"]}}
                 evals.write(row)
-                for k, v in row.items():
-                    if k != "step":
-                        writer.add_scalar(k, v, step)
+                _scalars(writer, tracker, row, step)
                 atomic_write_json(run_dir / "eval" / f"step_{step:08d}.json", result)
                 per_task = ", ".join(f"{t['success']:.2f}" for t in result["tasks"])
                 bar.write(f"step {step}: success {result['overall_success']:.3f} ({per_task})")
@@ -279,6 +282,8 @@ def _train(run_dir, run_cfg, dataset, device_name, progress, resume):
     bar.close()
     if writer is not None:
         writer.close()
+    if tracker is not None:
+        tracker.close()
     if rank == 0:
         method.eval()
         with torch.no_grad():
@@ -298,6 +303,15 @@ def _checkpoint(run_dir, step, method, sampler, rank, world, run_cfg):
     if rank == 0:
         save_checkpoint(run_dir / "checkpoints", step, method, {"sampler": sampler_state})
         prune_checkpoints(run_dir / "checkpoints", run_cfg["keep_checkpoints"])
+
+
+def _scalars(writer, tracker, row, step):
+    """One metric row to TensorBoard and, with --wandb, to W&B: the same scalars at the same step."""
+    for k, v in row.items():
+        if k != "step":
+            writer.add_scalar(k, v, step)
+    if tracker is not None:
+        tracker.log(row, step)
 
 
 def _tensorboard(log_dir, start):

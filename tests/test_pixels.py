@@ -199,3 +199,30 @@ def test_stacked_policies_see_the_last_frames_of_their_own_episode():
     method = gcbc(apply_overrides(gcbc.Config(), ["encoder=impala_debug", "frame_stack=3"]), (16, 16, 3), 2)
     assert method.obs_shape == (16, 16, 9)
     assert method.policy().act(np.zeros((2, 16, 16, 3), np.uint8), np.zeros((2, 16, 16, 3), np.uint8)).shape == (2, 2)
+
+
+@pytest.mark.slow
+def test_a_frame_policy_is_evaluated_on_a_visual_env_with_goal_frames_and_video(tmp_path):
+    """The evaluator on visual-cube-single-v0: observations and goals are 64x64 frames (the goal
+    rendered from the task), a stacked-frame policy runs batched, and the video is written."""
+    from autodidact.workflows.evaluate import evaluate
+
+    gcbc = get_method("gcbc")
+    torch.manual_seed(0)
+    method = gcbc(apply_overrides(gcbc.Config(), ["encoder=impala_debug", "frame_stack=2"]), (64, 64, 3), 5)
+    seen = []
+    inner = method.policy()
+
+    class Spy:
+        def reset(self, mask):
+            inner.reset(mask)
+
+        def act(self, obs, goals):
+            seen.append((obs.shape, obs.dtype, goals.shape))
+            return inner.act(obs, goals)
+
+    result = evaluate("visual-cube-single-v0", Spy(), episodes_per_task=1, tasks=[1], num_envs=1,
+                      max_episode_steps=6, video_dir=tmp_path / "videos", video_episodes=1, progress=False)
+    assert seen[0] == ((1, 64, 64, 3), np.uint8, (1, 64, 64, 3))
+    assert list((tmp_path / "videos").iterdir())
+    assert result is not None

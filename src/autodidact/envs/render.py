@@ -275,7 +275,7 @@ def _fast_class(cls):
     return type(cls.__name__, (cls,), {"__module__": cls.__module__, "_initialize_renderer": _initialize_renderer})
 
 
-def _is_manipspace(env):
+def is_manipspace(env):
     from ogbench.manipspace.envs.env import CustomMuJoCoEnv
 
     return isinstance(env.unwrapped, CustomMuJoCoEnv)
@@ -285,7 +285,7 @@ def use_render_settings(env, settings=FAST):
     """Make `env` (an OGBench manipulation env) render with `settings`; None leaves OGBench's renderer."""
     if settings is None:
         return env
-    if not _is_manipspace(env):
+    if not is_manipspace(env):
         raise UserError(
             f"fast rendering supports OGBench's manipulation envs (visual-cube-*, visual-scene-*, "
             f"visual-puzzle-*), not {env.spec.id if env.spec else type(env.unwrapped).__name__}; "

@@ -28,6 +28,7 @@ import numpy as np
 from autodidact.core.errors import UserError
 from autodidact.envs.ogbench import make_env, seed_reset_sampling
 from autodidact.envs.perturb import goal_reached, perturb as perturb_env
+from autodidact.envs.render import is_manipspace, use_render_settings
 from autodidact.workflows.evaluate.perturbation import PERTURB_STATE_STREAM, PerturbPlan
 from autodidact.workflows.evaluate.video import VIDEO_FRAME_SKIP, red_border
 
@@ -77,6 +78,10 @@ class _EnvSlot:
 
     def __init__(self, env_name, env_kwargs):
         self.env = make_env(env_name, **env_kwargs)
+        if env_name.startswith("visual-") and is_manipspace(self.env):
+            # Observations and goal frames drawn as `collect` draws the visual datasets: the same
+            # images within a gray level, several times faster (envs/render.py).
+            use_render_settings(self.env)
         self.discrete = not hasattr(self.env.action_space, "low")
         # OGBench mazes draw the start noise (at reset) and teleport exits (at every step) from
         # numpy's *global* RNG. Reset seeds it per episode; teleport mazes also get their own

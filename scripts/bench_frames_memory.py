@@ -1,0 +1,63 @@
+"""Peak memory of training on a frame dataset larger than it: writes an uncompressed OGBench-layout
+file of N 64x64x3 frames (streamed, never whole in memory), then trains a method on it in a child
+process and reports that process's peak resident memory beside the file's size.
+
+    python scripts/bench_frames_memory.py /tmp/frames-1m.npz --frames 1000000 --steps 20
+
+The frames are random noise (memory does not depend on content); episodes are 1000 steps.
+"""
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import time
+import zipfile
+
+import numpy as np
+
+
+def write(path, frames, episode=1000, chunk=20000):
+    rng = np.random.default_rng(0)
+    terminals = (np.arange(frames) % episode) == episode - 1
+    terminals[-1] = True
+    tmp = path + ".tmp"
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+        with zf.open("observations.npy", "w", force_zip64=True) as f:
+            np.lib.format.write_array_header_2_0(f, {"descr": "|u1", "fortran_order": False,
+                                                     "shape": (frames, 64, 64, 3)})
+            for s in range(0, frames, chunk):
+                f.write(rng.integers(0, 256, (min(chunk, frames - s), 64, 64, 3), dtype=np.uint8).tobytes())
+        for name, arr in (("terminals", terminals),
+                          ("actions", rng.uniform(-1, 1, (frames, 5)).astype(np.float32))):
+            with zf.open(name + ".npy", "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, arr)
+    os.replace(tmp, path)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("path")
+    p.add_argument("--frames", type=int, default=1_000_000)
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--method", default="gcbc")
+    args = p.parse_args()
+    if not os.path.exists(args.path):
+        t = time.time()
+        write(args.path, args.frames)
+        print(f"wrote {args.path} in {time.time() - t:.0f} s")
+    size = os.path.getsize(args.path)
+    out = args.path + ".run"
+    t = time.time()
+    subprocess.run([sys.executable, "-m", "autodidact", "train", "--method", args.method, "--dataset", args.path,
+                    "--out", out, "--steps", str(args.steps), "--eval-episodes", "0", "--no-progress",
+                    "--set", "encoder=impala_small", "--set", "batch_size=256", "--set", "p_aug=0.5"], check=True)
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+    print(f"file {size / 2**30:.2f} GiB ({args.frames:,} frames); {args.method}, {args.steps} steps of batch 256 "
+          f"in {time.time() - t:.0f} s; peak resident memory of the training process {peak / 2**30:.2f} GiB "
+          f"({peak / size:.1%} of the file)")
+
+
+if __name__ == "__main__":
+    main()

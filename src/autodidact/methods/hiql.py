@@ -121,31 +121,43 @@ class HIQL(Method):
         rewards, masks, actions = batch["rewards"], batch["masks"], batch["actions"]
         n = s.shape[0]
 
-        # phi on every (state, goal) pair the losses read. Only the value's pair (and the low
-        # actor's with low_actor_rep_grad) carries gradient; the rest is one no-grad pass.
+        # phi on every (state, goal) pair the losses read, each pair once. Only the value's pair
+        # (and the low actor's with low_actor_rep_grad) carries gradient; the rest is one no-grad pass.
         if cfg.low_actor_rep_grad:
             rep_v, rep_low = self.phi(torch.cat([s, s]), torch.cat([value_goals, low_goals])).split(n)
+            pairs = [(s_next, value_goals), (s_next, low_goals), (s, high_goals), (high_targets, high_goals),
+                     (s, high_targets)]
         else:
             rep_v, rep_low = self.phi(s, value_goals), None
-        with torch.no_grad():
             pairs = [(s_next, value_goals), (s, low_goals), (s_next, low_goals), (s, high_goals),
                      (high_targets, high_goals), (s, high_targets)]
-            reps = self.phi(torch.cat([p[0] for p in pairs]), torch.cat([p[1] for p in pairs]))
-            rep_v_next, rep_low_ng, rep_low_next, rep_high, rep_high_next, high_target_reps = reps.split(n)
+        # The value's own encoding of s (identity on states, a CNN on frames) serves the value
+        # loss with gradient and both actors' advantages without: computed once (the reference
+        # evaluates it three times and leaves XLA to merge them).
+        enc_s = self.value.encoder.state(s)
+        with torch.no_grad():
+            reps = self.phi(torch.cat([p[0] for p in pairs]), torch.cat([p[1] for p in pairs])).split(n)
             if rep_low is None:
-                rep_low = rep_low_ng  # stop-gradient into phi, as the reference by default
+                rep_v_next, rep_low, rep_low_next, rep_high, rep_high_next, high_target_reps = reps
+            else:
+                rep_v_next, rep_low_next, rep_high, rep_high_next, high_target_reps = reps
+            rep_low_ng = rep_low.detach()  # stop-gradient into phi, as the reference by default
 
             # The online value without gradient (the reference reads it outside grad_params), heads
             # averaged: low level V(s', w) - V(s, w), high level V(w, g) - V(s, g).
-            v_actor = self.value(torch.cat([s, s_next, s, high_targets]),
-                                 torch.cat([rep_low_ng, rep_low_next, rep_high, rep_high_next])).mean(0)
+            enc_next, enc_targets = self.value.encoder.state(torch.cat([s_next, high_targets])).split(n)
+            enc_s_ng = enc_s.detach()
+            v_actor = self.value.net(torch.cat([torch.cat([enc_s_ng, enc_next, enc_s_ng, enc_targets]),
+                                                torch.cat([rep_low_ng, rep_low_next, rep_high, rep_high_next])],
+                                               -1)).squeeze(-1).mean(0)
             v_low, v_low_next, v_high, v_high_next = v_actor.split(n)
             low_adv, high_adv = v_low_next - v_low, v_high_next - v_high
 
         # Value: GCIVL's loss on V(s, phi([s; g])); its gradient is what trains phi. The target
         # value runs the online phi (only the value MLPs have a Polyak copy).
+        v = self.value.net(torch.cat([enc_s, rep_v], -1)).squeeze(-1)
         value_loss, v = expectile_td_loss(self.value, self.target_value, s, s_next, rep_v, rep_v_next,
-                                          rewards, masks, cfg.discount, cfg.expectile)
+                                          rewards, masks, cfg.discount, cfg.expectile, v=v)
 
         # Low level: AWR on dataset actions towards the representation of the state k steps ahead.
         low_mean, low_log_std = self.low_actor(self.low_actor_encoder(s, rep_low))

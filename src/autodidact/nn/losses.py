@@ -29,7 +29,8 @@ def expectile_loss(adv, diff, expectile):
     return weight * diff.pow(2)
 
 
-def expectile_td_loss(value, target_value, obs, next_obs, goals, next_goals, rewards, masks, discount, expectile):
+def expectile_td_loss(value, target_value, obs, next_obs, goals, next_goals, rewards, masks, discount, expectile,
+                      v=None):
     """The value loss of GCIVL, HIQL and HILP's phi, on value functions with two heads ([2, B]
     outputs): (loss, online values v [2, B]).
 
@@ -37,12 +38,14 @@ def expectile_td_loss(value, target_value, obs, next_obs, goals, next_goals, rew
     weighted by the expectile of one shared advantage from the target networks (min over heads at
     s', mean at s); the sum of the two head means is the reference's value_loss1 + value_loss2.
     `goals` and `next_goals` are what the value reads beside s and s' (the same goals, or HIQL's
-    goal representations of each)."""
+    goal representations of each). `v`: the online values V(obs, goals) when the caller has
+    already computed them (with gradient)."""
     with torch.no_grad():
         next_v_t, v_t = target_value(torch.cat([next_obs, obs]), torch.cat([next_goals, goals])).chunk(2, dim=1)
         q_per_head = rewards + discount * masks * next_v_t
         adv = rewards + discount * masks * next_v_t.min(0).values - v_t.mean(0)
-    v = value(obs, goals)
+    if v is None:
+        v = value(obs, goals)
     return expectile_loss(adv, q_per_head - v, expectile).mean(1).sum(), v
 
 

@@ -197,6 +197,9 @@ def test_video(tmp_path, video_format):
     )
     assert result["video"] == os.path.join(tmp_path, f"{MAZE}.{video_format}")
     assert os.listdir(tmp_path) == [f"{MAZE}.{video_format}"]  # no temp file left behind
+    mask = os.umask(0)
+    os.umask(mask)
+    assert os.stat(result["video"]).st_mode & 0o777 == 0o666 & ~mask  # as open() would create it
     frames = imageio.mimread(result["video"])
     # Frames at steps 3, 6 and the last (7); each cell is goal | current (2 x 48 wide), 2 tasks side by side.
     assert len(frames) == 3

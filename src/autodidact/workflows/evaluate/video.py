@@ -9,6 +9,7 @@ import warnings
 import numpy as np
 
 from autodidact.core.errors import UserError
+from autodidact.core.io import current_umask
 
 
 VIDEO_FRAME_SKIP = 3  # render every 3rd step (and the last), as OGBench does
@@ -90,6 +91,7 @@ def write_video(frames, stem, video_format):
                              pixelformat="yuv420p", macro_block_size=1)
         else:
             imageio.mimwrite(tmp, frames, format="GIF", duration=1000 / VIDEO_FPS, loop=0)
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp's 0600 would hide the video from other users
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -12,7 +12,9 @@
 # torch and XLA), unless ONE_CORE=1: then every run is pinned to core 0 with taskset and told to
 # use one thread (XLA ignores its thread flags; only the pin holds it to one core).
 # BATCH=256 HIDDEN=256,256,256 times both sides at that batch size and MLP width instead of the
-# published size (the learning benchmark's reduced config).
+# published size (the learning benchmark's reduced config). ENV_NAME=visual-cube-single-play-v0
+# times OGBench's visual row on both sides (impala_small, batch 256, p_aug 0.5, the visual alphas);
+# its dataset comes from `autodidact collect` or, for timing only, scripts/bench_frames_memory.py.
 #
 # Usage: bash scripts/bench_reference.sh            (env vars below override the defaults)
 set -euo pipefail
@@ -73,9 +75,14 @@ import jax
 from ogbench.utils import load_dataset
 from utils.datasets import Dataset, GCDataset, HGCDataset
 
-# impls/hyperparameters.sh, pointmaze-medium-navigate-v0.
+# impls/hyperparameters.sh: pointmaze-medium-navigate-v0, and the row every visual-*-play-v0
+# dataset shares (impala_small, batch 256, p_aug 0.5).
 PUBLISHED = {'gcbc': {}, 'gcivl': {'alpha': 10.0}, 'gciql': {'alpha': 0.003}, 'qrl': {'alpha': 0.0003},
              'crl': {'alpha': 0.03}, 'hiql': {'high_alpha': 3.0, 'low_alpha': 3.0}}
+VISUAL_ROW = {'encoder': 'impala_small', 'batch_size': 256, 'p_aug': 0.5}
+VISUAL = {'gcbc': {}, 'gcivl': {'alpha': 10.0}, 'gciql': {'alpha': 1.0}, 'qrl': {'alpha': 0.3},
+          'crl': {'alpha': 3.0},
+          'hiql': {'high_alpha': 3.0, 'low_alpha': 3.0, 'subgoal_steps': 10, 'low_actor_rep_grad': True}}
 CLASSES = {'gcbc': 'GCBCAgent', 'gcivl': 'GCIVLAgent', 'gciql': 'GCIQLAgent', 'qrl': 'QRLAgent',
            'crl': 'CRLAgent', 'hiql': 'HIQLAgent'}
 
@@ -99,7 +106,8 @@ def dot_flops(stablehlo_text):
 
 mod = importlib.import_module(f'agents.{a.method}')
 config = mod.get_config()
-for k, v in PUBLISHED[a.method].items():
+visual = a.dataset.rsplit('/', 1)[-1].startswith('visual-')
+for k, v in ({**VISUAL_ROW, **VISUAL[a.method]} if visual else PUBLISHED[a.method]).items():
     config[k] = v
 for kv in a.set:
     k, v = kv.split('=', 1)

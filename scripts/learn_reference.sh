@@ -10,6 +10,8 @@
 #
 # Usage: bash scripts/learn_reference.sh      (env vars override the defaults below)
 #   STEPS=10000 BATCH=256 HIDDEN=256,256,256 EPISODES=10 SEEDS="0" METHODS="gcbc gcivl ..."
+#   ENV_NAME=visual-cube-single-play-v0 HIDDEN= : OGBench's visual row on both sides (impala_small,
+#     p_aug 0.5, visual alphas; empty HIDDEN keeps the published MLP widths) on $DATA_DIR/$ENV_NAME.npz
 #   PRECISION=bf16 SIDES=ours trains autodidact's side with `--precision bf16` (results *_ours_bf16.*);
 #     refused on a CPU without native bfloat16 matmuls unless EMULATED_BF16=1 (torch's slow fallback)
 #   KERNELS=torch trains autodidact's side with `--kernels torch` (at the reduced size, the same computation)
@@ -20,7 +22,7 @@ source "$(dirname "$0")/reference_env.sh"
 WORK=${WORK:-/tmp/reflearn}
 STEPS=${STEPS:-10000}
 BATCH=${BATCH:-256}
-HIDDEN=${HIDDEN:-256,256,256}
+HIDDEN=${HIDDEN-256,256,256}
 EPISODES=${EPISODES:-10}
 SEEDS=${SEEDS:-0}
 METHODS=${METHODS:-"gcbc gcivl gciql qrl crl hiql"}
@@ -68,10 +70,10 @@ if [ "${SUMMARY_ONLY:-0}" != 1 ]; then
   done
 fi
 
-"$REF_VENV/bin/python" - "$WORK" "$METHODS" "$SEEDS" "$STEPS" "$BATCH" "$HIDDEN" "$EPISODES" <<'PY'
+"$REF_VENV/bin/python" - "$WORK" "$METHODS" "$SEEDS" "$STEPS" "$BATCH" "${HIDDEN:-published}" "$EPISODES" "$ENV_NAME" <<'PY'
 import json, os, statistics, sys
-work, methods, seeds, steps, batch, hidden, episodes = sys.argv[1:]
-print(f"pointmaze-medium-navigate-v0, {steps} steps, batch {batch}, hidden {hidden}, "
+work, methods, seeds, steps, batch, hidden, episodes, env_name = sys.argv[1:]
+print(f"{env_name}, {steps} steps, batch {batch}, hidden {hidden}, "
       f"{episodes} episodes per task, seeds {seeds}; success per task (mean over seeds)\n")
 print("| method | impl | task1 | task2 | task3 | task4 | task5 | overall | per seed |")
 print("|---|---|---|---|---|---|---|---|---|")

@@ -4,7 +4,8 @@
 # Everything belonging to the reference lives OUTSIDE this repository:
 #   $REF_DIR   exported tree of the OGBench mirror (impls/ plus ogbench/utils.py)
 #   $REF_VENV  scratch venv with jax (CPU), flax, optax, distrax, ml_collections, gymnasium, tqdm,
-#              and ogbench + mujoco pinned to autodidact's versions (environments for evaluation)
+#              and ogbench + mujoco pinned to autodidact's versions (environments for evaluation;
+#              scipy + fast-simplification for the visual evaluator's fast renderer)
 # Nothing is installed into or copied into this repository.
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -32,13 +33,13 @@ reference_setup() {
   if [ ! -x "$REF_VENV/bin/python" ]; then
     python3 -m venv "$REF_VENV"
   fi
-  if ! "$REF_VENV/bin/python" -c "import jax, flax, optax, distrax, ml_collections, gymnasium, tqdm, ogbench, mujoco" 2>/dev/null; then
+  if ! "$REF_VENV/bin/python" -c "import jax, flax, optax, distrax, ml_collections, gymnasium, tqdm, ogbench, mujoco, scipy, fast_simplification" 2>/dev/null; then
     # The versions every recorded comparison used (docs/PERFORMANCE.md); REF_NEWEST=1 takes the newest.
     local pins=("jax[cpu]==0.10.2" jaxlib==0.10.2 flax==0.12.8 optax==0.2.8 distrax==0.1.9
                 ml_collections==1.1.0 numpy==2.4.6)
     [ "${REF_NEWEST:-0}" = 1 ] && pins=("jax[cpu]" jaxlib flax optax distrax ml_collections numpy)
-    "$REF_VENV/bin/pip" install "${pins[@]}" gymnasium tqdm \
-      $(grep -E '^(ogbench|mujoco|imageio)==' "$REPO/constraints.txt")
+    "$REF_VENV/bin/pip" install "${pins[@]}" gymnasium tqdm scipy \
+      $(grep -E '^(ogbench|mujoco|imageio|fast-simplification)==' "$REPO/constraints.txt")
   fi
 
   # 3. One dataset file, read by both sides.

@@ -8,8 +8,9 @@ nothing of it lives in this repository. Called by scripts/learn_reference.sh.
 The setup mirrors impls/main.py: get_config() defaults, the published per-dataset flags
 (impls/hyperparameters.sh, pointmaze-medium-navigate-v0), the reference's own GCDataset /
 HGCDataset sampler over ogbench.load_dataset(..., compact_dataset=True), evaluation at temperature
-0. The only changes are the ones the benchmark states for both sides: batch size, network widths
-and the step budget.
+0. A dataset named visual-*-play-v0 gets OGBench's visual row instead (impala_small, p_aug 0.5, the
+visual alphas). The only changes are the ones the benchmark states for both sides: batch size,
+network widths and the step budget.
 """
 
 import argparse
@@ -27,7 +28,7 @@ p.add_argument("--method", required=True, choices=["gcbc", "gcivl", "gciql", "qr
 p.add_argument("--dataset", required=True, help="OGBench-layout .npz (the same file autodidact trains on)")
 p.add_argument("--steps", type=int, required=True, help="gradient steps")
 p.add_argument("--batch-size", type=int, required=True)
-p.add_argument("--hidden", required=True, help="hidden widths of every MLP, e.g. 256,256,256")
+p.add_argument("--hidden", default="", help="hidden widths of every MLP, e.g. 256,256,256 (default: published)")
 p.add_argument("--seed", type=int, default=0)
 p.add_argument("--episodes", type=int, default=10, help="evaluation episodes per task")
 p.add_argument("--json", required=True, help="where to write the result")
@@ -46,17 +47,22 @@ from utils.datasets import Dataset, GCDataset, HGCDataset  # noqa: E402
 
 PUBLISHED = {"gcbc": {}, "gcivl": {"alpha": 10.0}, "gciql": {"alpha": 0.003}, "qrl": {"alpha": 0.0003},
              "crl": {"alpha": 0.03}, "hiql": {"high_alpha": 3.0, "low_alpha": 3.0}}
+# impls/hyperparameters.sh: the row every visual-*-play-v0 dataset shares.
+VISUAL = {"gcbc": {}, "gcivl": {"alpha": 10.0}, "gciql": {"alpha": 1.0}, "qrl": {"alpha": 0.3}, "crl": {"alpha": 3.0},
+          "hiql": {"high_alpha": 3.0, "low_alpha": 3.0, "subgoal_steps": 10, "low_actor_rep_grad": True}}
+VISUAL_ROW = {"encoder": "impala_small", "p_aug": 0.5}
 CLASSES = {"gcbc": "GCBCAgent", "gcivl": "GCIVLAgent", "gciql": "GCIQLAgent", "qrl": "QRLAgent",
            "crl": "CRLAgent", "hiql": "HIQLAgent"}
 
 mod = importlib.import_module(f"agents.{a.method}")
 config = mod.get_config()
-for k, v in PUBLISHED[a.method].items():
+visual = a.dataset.rsplit("/", 1)[-1].startswith("visual-")
+for k, v in ({**VISUAL_ROW, **VISUAL[a.method]} if visual else PUBLISHED[a.method]).items():
     config[k] = v
-hidden = tuple(int(x) for x in a.hidden.split(","))
 config["batch_size"] = a.batch_size
+hidden = tuple(int(x) for x in a.hidden.split(",")) if a.hidden else None
 for key in ("actor_hidden_dims", "value_hidden_dims"):
-    if key in config:
+    if key in config and hidden:
         config[key] = hidden
 
 random.seed(a.seed)
@@ -96,7 +102,7 @@ class RefPolicy:
 t0 = time.perf_counter()
 result = evaluate(env_name_for_dataset(a.dataset), RefPolicy(agent, a.seed), episodes_per_task=a.episodes,
                   seed=a.seed, progress=False)
-result.update(impl="ogbench-jax", method=a.method, steps=a.steps, batch_size=a.batch_size, hidden=list(hidden),
+result.update(impl="ogbench-jax", method=a.method, steps=a.steps, batch_size=a.batch_size, hidden=list(hidden or config["actor_hidden_dims"]),
               seed=a.seed, train_seconds=train_s, eval_seconds=time.perf_counter() - t0,
               first_losses=first, last_losses=last, jax=jax.__version__)
 with open(a.json, "w") as fh:

@@ -62,7 +62,9 @@ class ResnetStack(nn.Module):
 
     def forward(self, x):
         x = self.conv(x)
-        x = F.max_pool2d(F.pad(x, (*_same_pad(x.shape[-1]), *_same_pad(x.shape[-2])), value=-math.inf), 3, stride=2)
+        # 'SAME' without a padded copy: the low padding is torch's (implicit -inf), and ceil_mode
+        # adds the far side's partial window, which is where flax puts the extra row and column.
+        x = F.max_pool2d(x, 3, stride=2, padding=(_same_pad(x.shape[-2])[0], _same_pad(x.shape[-1])[0]), ceil_mode=True)
         for block in self.blocks:
             x = x + block(x)
         return x

@@ -48,6 +48,16 @@ def _pos_int(text):
     return v
 
 
+def _fraction(text):
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+    if not 0.0 <= v <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
+    return v
+
+
 def build_parser():
     from autodidact import __version__
     p = _Parser(prog="autodidact", description="Teach agents to act from unlabeled interaction data.",
@@ -94,7 +104,8 @@ def build_parser():
                               "  autodidact convert lerobot/pusht pusht.npz\n"
                               "  autodidact convert lerobot/pusht pusht-images.npz --obs-keys observation.image\n"
                               "  autodidact convert low_dim.hdf5 lift.npz --obs-keys robot0_eef_pos,object\n"
-                              "  autodidact convert data.npz data-mmap.npz --uncompressed")
+                              "  autodidact convert data.npz data-mmap.npz --uncompressed\n"
+                              "  autodidact convert data.npz data-10pct.npz --label-fraction 0.1 --seed 0")
     v.add_argument("src", metavar="SOURCE", help="input dataset: file or directory (never modified)")
     v.add_argument("dst", metavar="OUT.npz", help="output .npz (written atomically)")
     v.add_argument("--from", dest="source_format", choices=["ogbench", "minari", "lerobot", "hdf5"], default=None,
@@ -110,6 +121,11 @@ def build_parser():
                    help="ogbench: OGBench's file layout (default); compact: with valids; regular: with "
                         "next_observations")
     v.add_argument("--uncompressed", action="store_true", help="store members uncompressed (memory-mappable)")
+    v.add_argument("--label-fraction", type=_fraction, default=None, metavar="F",
+                   help="keep the actions of a seeded fraction F of the episodes (at least one) and hide the "
+                        "rest through action_mask, their actions zeroed; 0 drops the actions field (an "
+                        "action-free file). See docs/ACTIONFREE.md")
+    v.add_argument("--seed", type=_nonneg_int, default=0, help="which episodes --label-fraction keeps (default 0)")
     v.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     t = sub.add_parser("train", help="pretrain a method on a dataset, or resume a run",
@@ -328,7 +344,8 @@ def _dispatch(args, argv):
         from autodidact.workflows.convert import convert
         keys = [k.strip() for k in args.obs_keys.split(",") if k.strip()] if args.obs_keys else None
         print(convert(args.src, args.dst, fmt=args.source_format, obs_keys=keys, layout=args.layout,
-                      compressed=not args.uncompressed, progress=not args.no_progress))
+                      compressed=not args.uncompressed, progress=not args.no_progress,
+                      label_fraction=args.label_fraction, seed=args.seed))
     elif cmd == "train":
         return _train(args, argv)
     elif cmd == "eval":

@@ -125,7 +125,7 @@ class GoalSampler(_Sampler):
         self.need_actions = need_actions
         if need_actions and dataset.actions is None:
             raise UserError(f"{dataset.path}: field 'actions': missing, and this method learns from actions "
-                            "(label the data with an inverse-dynamics model or pick an action-free method)")
+                            "(infer them with `autodidact label`)")
         # Transitions the batch starts from: labeled ones when the method regresses actions.
         starts = dataset.labeled_idxs if need_actions else dataset.valid_idxs
         if chunk > 1:
@@ -226,7 +226,8 @@ class WindowSampler(_Sampler):
         self.window = window
         self.need_actions = need_actions
         if need_actions and dataset.actions is None:
-            raise UserError(f"{dataset.path}: field 'actions': missing, and this method learns from actions")
+            raise UserError(f"{dataset.path}: field 'actions': missing, and this method learns from actions "
+                            "(infer them with `autodidact label`)")
         # A start s is usable when steps s .. s+window-1 are transitions of one episode: the
         # window's last action still has a next state (the goal) in the same episode.
         idx = np.arange(len(dataset))
@@ -254,3 +255,4 @@ class WindowSampler(_Sampler):
             batch["actions"] = take(ds.actions, steps)            # [B, L, A]
         self.augment(batch, ["observations", "goals"])
         return batch
+

@@ -14,6 +14,7 @@ from autodidact.core.errors import UserError
 EPILOG = """examples:
   autodidact collect pointmaze-medium-navigate-v0 --out data --episodes 100
   autodidact info data/pointmaze-medium-navigate-v0.npz
+  autodidact label data/play-10pct-labeled.npz --out data/play-idm.npz
   autodidact convert ~/.minari/datasets/mujoco/pusher/expert-v0 data/pusher.npz
   autodidact train --method gcbc --dataset data/pointmaze-medium-navigate-v0.npz --out runs/gcbc --steps 20000
   autodidact train --resume runs/gcbc
@@ -127,6 +128,34 @@ def build_parser():
                         "action-free file). See docs/ACTIONFREE.md")
     v.add_argument("--seed", type=_nonneg_int, default=0, help="which episodes --label-fraction keeps (default 0)")
     v.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    lb = sub.add_parser("label", help="infer missing actions with an inverse dynamics model",
+                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        description="Train a non-causal inverse dynamics model (a_t from o_(t-K)..o_(t+K+1), as VPT's)\n"
+                                    "on the recorded actions of DATASET and of --labeled FILE, report its action error\n"
+                                    "on held-out labeled episodes beside two baselines (the mean action, the untrained\n"
+                                    "model), then write OUT: every episode with an action at every step, and the bool\n"
+                                    "field action_inferred set where the model supplied it. Any method trains on OUT.\n"
+                                    "See docs/ACTIONFREE.md.",
+                        epilog="examples:\n"
+                               "  autodidact convert data.npz data-10pct.npz --label-fraction 0.1\n"
+                               "  autodidact label data-10pct.npz --out data-idm.npz\n"
+                               "  autodidact label play-no-actions.npz --labeled demos.npz --out play-idm.npz\n"
+                               "  autodidact label visual-data.npz --labeled demos.npz --out idm.npz --set encoder=impala_small")
+    lb.add_argument("dataset", metavar="DATASET", help="dataset .npz whose unlabeled steps get actions (never modified)")
+    lb.add_argument("--out", required=True, metavar="OUT.npz", help="fully labeled dataset to write (atomically)")
+    lb.add_argument("--labeled", default=None, metavar="FILE.npz",
+                    help="a second file with actions (same observations); it trains the model, and its episodes "
+                         "follow DATASET's in OUT")
+    lb.add_argument("--context", type=_nonneg_int, default=None, metavar="K",
+                    help="observations on each side of the action (default 1: o_(t-1)..o_(t+2))")
+    lb.add_argument("--steps", type=_pos_int, default=10_000, help="gradient steps (default 10000)")
+    lb.add_argument("--seed", type=_nonneg_int, default=0, help="seed of the held-out split, networks and batches")
+    lb.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a model setting (repeatable): context, hidden_dims, layer_norm, lr, batch_size, "
+                         "val_fraction, encoder (impala_small for frames)")
+    lb.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:N")
+    lb.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     t = sub.add_parser("train", help="pretrain a method on a dataset, or resume a run",
                        description="Train METHOD on DATASET into RUN_DIR (config, metrics, checkpoints, exact "
@@ -346,6 +375,11 @@ def _dispatch(args, argv):
         print(convert(args.src, args.dst, fmt=args.source_format, obs_keys=keys, layout=args.layout,
                       compressed=not args.uncompressed, progress=not args.no_progress,
                       label_fraction=args.label_fraction, seed=args.seed))
+    elif cmd == "label":
+        from autodidact.workflows.label import format_label_result, label
+        print(format_label_result(label(args.dataset, args.out, labeled=args.labeled, steps=args.steps,
+                                        seed=args.seed, context=args.context, overrides=args.overrides,
+                                        device=args.device, progress=not args.no_progress)))
     elif cmd == "train":
         return _train(args, argv)
     elif cmd == "eval":

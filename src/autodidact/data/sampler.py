@@ -256,3 +256,31 @@ class WindowSampler(_Sampler):
         self.augment(batch, ["observations", "goals"])
         return batch
 
+
+def context_idxs(dataset: Dataset, idxs, context):
+    """[B, 2 * context + 2] indices of o_{t-context} .. o_{t+context+1} for each step t of `idxs`,
+    clamped to t's episode: an episode's first and last observations repeat past its edges."""
+    steps = np.asarray(idxs)[:, None] + np.arange(-context, context + 2)
+    return np.clip(steps, dataset.episode_start_of(idxs)[:, None], dataset.episode_end_of(idxs)[:, None])
+
+
+class ContextSampler(_Sampler):
+    """Labeled steps with the observations around them, for a non-causal inverse dynamics model
+    (VPT's): `observations` [B, 2K + 2, *obs] are o_{t-K} .. o_{t+K+1}, `actions` [B, A] is a_t."""
+
+    def __init__(self, dataset: Dataset, idxs, context: int, seed: int = 0):
+        super().__init__(dataset, seed)
+        if context < 0:
+            raise UserError(f"context must be >= 0, got {context}")
+        self.idxs, self.context = np.asarray(idxs), context
+        if len(self.idxs) == 0:
+            raise UserError(f"{dataset.path}: no labeled transitions to learn actions from")
+
+    def batch(self, idxs):
+        batch = {"observations": take(self.dataset.observations, context_idxs(self.dataset, idxs, self.context))}
+        if self.dataset.actions is not None:
+            batch["actions"] = take(self.dataset.actions, idxs)
+        return batch
+
+    def sample(self, batch_size):
+        return self.batch(self.idxs[self.rng.integers(len(self.idxs), size=batch_size)])

@@ -63,7 +63,7 @@ def hide_actions(ds: Dataset, fraction: float, seed: int = 0) -> Dataset:
     if fraction == 0.0:
         return replace(ds, actions=None, action_mask=None)
     rng = np.random.default_rng(seed)
-    keep = max(1, round(fraction * ds.num_episodes))
+    keep = max(1, int(fraction * ds.num_episodes + 0.5))  # half rounds up: 2.5% of 100 keeps 3
     kept_episodes = np.zeros(ds.num_episodes, bool)
     kept_episodes[rng.permutation(ds.num_episodes)[:keep]] = True
     mask = labeled_steps(ds) & kept_episodes[episode_of_step(ds)]

@@ -157,6 +157,27 @@ def build_parser():
     lb.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:N")
     lb.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
+    ic = sub.add_parser("icvf", help="pretrain an ICVF representation from observations alone",
+                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        description="Train an intention-conditioned value function (ICVF, Ghosh et al. 2023) on\n"
+                                    "DATASET without reading its actions or rewards, and write its representation\n"
+                                    "phi(s), psi(g) to OUT (safetensors). GCIVL's value network can start from it:\n"
+                                    "`train --method gcivl --set icvf=OUT` (fine-tuned; icvf_frozen=true freezes it).\n"
+                                    "See docs/ACTIONFREE.md.",
+                        epilog="examples:\n"
+                               "  autodidact icvf data/play-no-actions.npz --out icvf.safetensors --steps 100000\n"
+                               "  autodidact train --method gcivl --dataset data/play-idm.npz --out runs/gcivl-icvf \\\n"
+                               "      --set icvf=icvf.safetensors --set icvf_frozen=true")
+    ic.add_argument("dataset", metavar="DATASET", help="dataset .npz (actions, if any, are ignored)")
+    ic.add_argument("--out", required=True, metavar="OUT.safetensors", help="representation file (written atomically)")
+    ic.add_argument("--steps", type=_pos_int, default=100_000, help="gradient steps (default 100000)")
+    ic.add_argument("--seed", type=_nonneg_int, default=0, help="seed of networks and batches")
+    ic.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a setting (repeatable): lr, batch_size, hidden_dims, layer_norm, discount, tau, "
+                         "expectile, p_samegoal, goals.p_curgoal/p_trajgoal/p_randomgoal, encoder")
+    ic.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:N")
+    ic.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
     t = sub.add_parser("train", help="pretrain a method on a dataset, or resume a run",
                        description="Train METHOD on DATASET into RUN_DIR (config, metrics, checkpoints, exact "
                                    "command), or continue a killed run with --resume RUN_DIR.")
@@ -380,6 +401,11 @@ def _dispatch(args, argv):
         print(format_label_result(label(args.dataset, args.out, labeled=args.labeled, steps=args.steps,
                                         seed=args.seed, context=args.context, overrides=args.overrides,
                                         device=args.device, progress=not args.no_progress)))
+    elif cmd == "icvf":
+        from autodidact.workflows.icvf import format_icvf_result, pretrain_icvf
+        print(format_icvf_result(pretrain_icvf(args.dataset, args.out, steps=args.steps, seed=args.seed,
+                                               overrides=args.overrides, device=args.device,
+                                               progress=not args.no_progress)))
     elif cmd == "train":
         return _train(args, argv)
     elif cmd == "eval":

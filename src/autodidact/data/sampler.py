@@ -284,3 +284,30 @@ class ContextSampler(_Sampler):
 
     def sample(self, batch_size):
         return self.batch(self.idxs[self.rng.integers(len(self.idxs), size=batch_size)])
+
+
+class IntentSampler(GoalSampler):
+    """ICVF's batches (its release's GCSDataset): transitions with an outcome `goals` g and an
+    intent `intents` z, each with its own reward and mask (0 / 1 exactly at the current state).
+    Both are drawn as `goals` says; with probability `p_samegoal` the outcome is the intent."""
+
+    def __init__(self, dataset: Dataset, seed: int = 0, *, goals: GoalConfig, p_samegoal: float = 0.5,
+                 discount: float = 0.99, p_aug=None, frame_stack=None):
+        super().__init__(dataset, seed, discount=discount, need_actions=False, p_aug=p_aug, frame_stack=frame_stack)
+        self.goals, self.p_samegoal = goals, p_samegoal
+
+    def sample(self, batch_size):
+        ds = self.dataset
+        idxs = self._random_starts(batch_size)
+        final = ds.episode_end_of(idxs) - 1
+        intent_idxs = self.sample_goals(idxs, self.goals, final)
+        goal_idxs = self.sample_goals(idxs, self.goals, final)
+        goal_idxs = np.where(self.rng.random(batch_size) < self.p_samegoal, intent_idxs, goal_idxs)
+        batch = {"observations": self.frames(idxs), "next_observations": self.frames(idxs + 1),
+                 "goals": self.frames(goal_idxs), "intents": self.frames(intent_idxs)}
+        for key, where in (("", goal_idxs), ("intent_", intent_idxs)):
+            success = (idxs == where).astype(np.float32)
+            batch[f"{key}rewards"] = success - 1.0
+            batch[f"{key}masks"] = 1.0 - success
+        self.augment(batch, ["observations", "next_observations", "goals", "intents"])
+        return batch

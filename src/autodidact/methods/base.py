@@ -112,6 +112,16 @@ class Method(nn.Module, abc.ABC):
         self.optimize(loss)
         return info
 
+    @classmethod
+    def pretrained_overrides(cls, cfg) -> dict:
+        """Config values a new run takes from pretrained weights its config names (their shapes),
+        so resuming and evaluating rebuild the networks without those files. Default: none."""
+        return {}
+
+    def load_pretrained(self):
+        """Load pretrained weights the config names into a freshly built method (a new run only;
+        a resumed run restores its own checkpoint). Default: nothing to load."""
+
     def targets(self) -> list:
         """[(target network, online network)] moved by Polyak averaging with rate `cfg.tau`."""
         return []

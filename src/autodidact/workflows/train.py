@@ -106,6 +106,7 @@ def new_run(s: TrainSettings, argv=None):
     preset = preset_for(dataset_path.name, cls.name)
     cfg = cfglib.apply_overrides(cls.Config(), preset)
     cfg = cfglib.apply_overrides(cfg, list(s.overrides))
+    cfg = cfglib.apply_overrides(cfg, cls.pretrained_overrides(cfg))
     dataset = load_dataset(dataset_path)  # validate before anything is written
     if cls.needs_actions:
         refuse_unlabeled(dataset, cls.name)
@@ -220,7 +221,11 @@ def _train(run_dir, run_cfg, dataset, device_name, progress, resume):
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     device = _device(device_name)
-    method = build_method(run_cfg).to(device)
+    ckpt = latest_checkpoint(run_dir / "checkpoints") if resume else None
+    method = build_method(run_cfg)
+    if ckpt is None:  # a new run, or one killed before its first checkpoint
+        method.load_pretrained()
+    method.to(device)
     kernels.apply(method, run_cfg.get("kernels", kernels.DEFAULT))  # recorded in run.json
     seed = run_cfg["seed"]
     if note := _labels_note(dataset, method):
@@ -228,7 +233,6 @@ def _train(run_dir, run_cfg, dataset, device_name, progress, resume):
     sampler = method.make_sampler(dataset, seed + 1000 * rank)
     start = 0
     if resume:
-        ckpt = latest_checkpoint(run_dir / "checkpoints")
         if ckpt is not None:
             state = load_checkpoint(ckpt, method)
             start = state["step"]

@@ -113,12 +113,14 @@ class GoalSampler(_Sampler):
     kind given, `value_goals` with their `rewards` and `masks`, and `actor_goals`. `subgoal_steps`
     adds HIQL's low-level goals (k steps ahead) and high-level goals with their k-step subgoal
     targets; `chunk` > 1 returns the next `chunk` actions of the episode per row ([B, chunk, A]),
-    starting only where all of them carry labels.
+    starting only where all of them carry labels. With `unlabeled` a batch starts from any
+    transition, labeled or not: its `actions` are zeros where `action_labeled` is 0.
     """
 
     def __init__(self, dataset: Dataset, seed: int = 0, *, value_goals: GoalConfig = None,
                  actor_goals: GoalConfig = None, discount: float = 0.99, gc_negative: bool = True,
-                 subgoal_steps: int = 0, chunk: int = 1, need_actions: bool = True, p_aug=None, frame_stack=None):
+                 subgoal_steps: int = 0, chunk: int = 1, need_actions: bool = True, unlabeled: bool = False,
+                 p_aug=None, frame_stack=None):
         super().__init__(dataset, seed, p_aug, frame_stack)
         self.value_goals, self.actor_goals = value_goals, actor_goals
         self.discount, self.gc_negative, self.subgoal_steps = discount, gc_negative, subgoal_steps
@@ -127,7 +129,11 @@ class GoalSampler(_Sampler):
             raise UserError(f"{dataset.path}: field 'actions': missing, and this method learns from actions "
                             "(infer them with `autodidact label`)")
         # Transitions the batch starts from: labeled ones when the method regresses actions.
-        starts = dataset.labeled_idxs if need_actions else dataset.valid_idxs
+        starts = dataset.labeled_idxs if need_actions and not unlabeled else dataset.valid_idxs
+        self._labeled = None
+        if need_actions and unlabeled:
+            self._labeled = np.zeros(len(dataset), np.float32)
+            self._labeled[dataset.labeled_idxs] = 1.0
         if chunk > 1:
             starts = _chunk_starts(dataset, starts, chunk)
             if len(starts) == 0:
@@ -174,7 +180,12 @@ class GoalSampler(_Sampler):
         batch = {"observations": self.frames(idxs)}
         if self._chunk is None:
             batch["next_observations"] = self.frames(idxs + 1)
-            if self.need_actions:
+            if self._labeled is not None:
+                labeled = take(self._labeled, idxs)
+                # Hidden actions may hold anything (NaN included, which validation allows there).
+                batch["actions"] = np.where(labeled[:, None] > 0, take(ds.actions, idxs), 0).astype(np.float32)
+                batch["action_labeled"] = labeled
+            elif self.need_actions:
                 batch["actions"] = take(ds.actions, idxs)
         elif self.need_actions:
             batch["actions"] = take(ds.actions, idxs[:, None] + self._chunk)   # [B, chunk, A]

@@ -62,6 +62,9 @@ class Method(nn.Module, abc.ABC):
     prompts: ClassVar[tuple] = ("goal",)
     data: ClassVar[str] = "transitions"  # "transitions" with relabeled goals, or "windows" of steps
     needs_actions: ClassVar[bool] = True
+    # Trains on every transition, reading actions only where `action_labeled` (LAPO); otherwise a
+    # method that needs actions sees the labeled transitions only.
+    learns_from_unlabeled: ClassVar[bool] = False
     legacy_defaults: ClassVar[dict] = {}  # {config key added later: the value runs saved before it used}
 
     def __init_subclass__(cls, **kwargs):
@@ -150,7 +153,7 @@ class Method(nn.Module, abc.ABC):
                            actor_goals=getattr(cfg, "actor_goals", None), discount=cfg.discount,
                            gc_negative=getattr(cfg, "gc_negative", True),
                            subgoal_steps=getattr(cfg, "subgoal_steps", 0), chunk=getattr(cfg, "chunk", 1),
-                           need_actions=self.needs_actions)
+                           need_actions=self.needs_actions, unlabeled=self.learns_from_unlabeled)
 
     def make_policy(self, temperature=0.0, seed=0):
         """The object the evaluator drives (`act(obs, goals)`, optional `reset(mask)`). Methods with

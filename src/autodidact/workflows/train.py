@@ -159,7 +159,8 @@ def refuse_unlabeled(dataset, method_name):
             else "field 'action_mask': every transition is unlabeled")
     raise UserError(f"{dataset.path}: {what}, and method '{method_name}' learns from actions; infer them with "
                     f"`autodidact label {dataset.path} --out LABELED.npz` (add --labeled FILE.npz, a few episodes "
-                    "with actions, when this file has none) and train on LABELED.npz")
+                    "with actions, when this file has none) and train on LABELED.npz, or learn latent actions with "
+                    "--method lapo, which needs actions on a few episodes only")
 
 
 def _labels_note(dataset, method):
@@ -169,9 +170,12 @@ def _labels_note(dataset, method):
     labels = label_summary(dataset)
     if labels["labeled_transitions"] == labels["transitions"]:
         return None
-    return (f"{dataset.path}: {labels['labeled_transitions']}/{labels['transitions']} transitions carry actions "
-            f"({labels['labeled_episodes']}/{labels['episodes']} episodes); '{method.name}' learns from those "
-            "only (its goals may still be any state). `autodidact label` infers the rest")
+    carry = (f"{dataset.path}: {labels['labeled_transitions']}/{labels['transitions']} transitions carry actions "
+             f"({labels['labeled_episodes']}/{labels['episodes']} episodes)")
+    if method.learns_from_unlabeled:
+        return f"{carry}; '{method.name}' learns from every transition and reads actions on those"
+    return (f"{carry}; '{method.name}' learns from those only (its goals may still be any state). "
+            "`autodidact label` infers the rest, `--method lapo` learns latent actions from all of them")
 
 
 def _append_command(out, argv):

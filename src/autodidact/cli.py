@@ -532,7 +532,8 @@ def _methods(args):
             print(f"  {name:<26} {typ:<16} {default!s:<18} {help_}")
         return
     for name, cls in METHODS.items():
-        data = cls.data + (" with actions" if cls.needs_actions else "")
+        data = (f"{cls.data}, some actions" if cls.learns_from_unlabeled
+                else cls.data + (" with actions" if cls.needs_actions else ""))
         print(f"{name:<10} prompts: {','.join(cls.prompts):<12} data: {data:<25} {cls.summary}")
 
 

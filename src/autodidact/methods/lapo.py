@@ -21,6 +21,9 @@ Defaults follow the reference's quantizer (`lapo/config.yaml`): 4 latents per ac
   reference's IMPALA/U-Net world model predicts pixels). LAOM's latent forward prediction is the
   cheap route to frames and is not here yet.
 - the reference's inverse model also sees a few past observations; here (o_t, o_{t+1}) only.
+Two of LAOM's changes (Nikulin et al. 2025, dunnolab/laom) are options: `quantize=false` keeps the
+latent continuous, and `action_loss` > 0 adds a supervised linear head from the latent to the action
+on labeled transitions whose gradient reaches the inverse model.
 - its stage 3 fine-tunes with online RL; offline, the decoder is supervised on the labeled data.
 """
 
@@ -34,7 +37,7 @@ from autodidact.core.config import check, check_common, opt
 from autodidact.core.errors import UserError
 from autodidact.data.sampler import GoalConfig
 from autodidact.methods.base import Method, ObservationConfig
-from autodidact.nn import MLP
+from autodidact.nn import MLP, Linear
 
 
 @dataclass
@@ -49,6 +52,9 @@ class LAPOConfig(ObservationConfig):
     num_codes: int = opt(64, "codebook entries each latent chooses among")
     code_dim: int = opt(16, "dimension of one code")
     commitment: float = opt(0.05, "VQ commitment cost: pulls the inverse model's output to its code")
+    quantize: bool = opt(True, "quantize latent actions (LAPO); false keeps them continuous, as LAOM")
+    action_loss: float = opt(0.0, "weight of LAOM's supervised loss: a linear head reads the action off the "
+                             "latent on labeled transitions, its gradient shaping the inverse model (0: off)")
     discount: float = opt(0.99, "only used when actor goals are sampled with geometric offsets")
     actor_goals: GoalConfig = opt(GoalConfig(p_trajgoal=1.0), "how the goal each latent action is cloned towards is drawn")
 
@@ -57,6 +63,7 @@ class LAPOConfig(ObservationConfig):
         for k in ("num_latents", "num_codes", "code_dim"):
             check(getattr(self, k) >= 1, k, f"must be >= 1, got {getattr(self, k)}")
         check(self.commitment >= 0, "commitment", f"must be >= 0, got {self.commitment}")
+        check(self.action_loss >= 0, "action_loss", f"must be >= 0, got {self.action_loss}")
 
 
 class VectorQuantizer(nn.Module):
@@ -92,7 +99,9 @@ class LAPO(Method):
                             "label frames with `autodidact label --set encoder=impala_small` instead")
         latent = cfg.num_latents * cfg.code_dim
         self.idm = MLP(2 * self.obs_dim, cfg.idm_hidden_dims, latent)
-        self.quantizer = VectorQuantizer(cfg.num_latents, cfg.num_codes, cfg.code_dim)
+        self.quantizer = VectorQuantizer(cfg.num_latents, cfg.num_codes, cfg.code_dim) if cfg.quantize else None
+        # LAOM's supervision: only built when used, so every network here is one the loss trains.
+        self.action_head = Linear(latent, action_dim) if cfg.action_loss > 0 else None
         self.fdm = MLP(self.obs_dim + latent, cfg.fdm_hidden_dims, self.obs_dim)
         self.actor_encoder = self.gc_encoder(concat=True)
         self.actor = MLP(self.actor_encoder.out_dim, cfg.actor_hidden_dims, latent)
@@ -100,9 +109,13 @@ class LAPO(Method):
         self.optimizer = self.make_optimizer(self.parameters())
 
     def latent_actions(self, observations, next_observations):
-        """(quantized z_t, VQ codebook loss, commitment loss, code ids) of the transitions."""
+        """(z_t, VQ codebook loss, commitment loss, code ids) of the transitions; without
+        quantization z_t is the inverse model's output, the losses 0 and the ids None."""
         flat = lambda x: x.reshape(len(x), -1).float()  # noqa: E731
-        return self.quantizer(self.idm(torch.cat([flat(observations), flat(next_observations)], -1)))
+        z = self.idm(torch.cat([flat(observations), flat(next_observations)], -1))
+        if self.quantizer is None:
+            return z, z.new_zeros(()), z.new_zeros(()), None
+        return self.quantizer(z)
 
     def loss(self, batch):
         cfg = self.cfg
@@ -116,14 +129,24 @@ class LAPO(Method):
         actor_loss = F.mse_loss(self.actor(self.actor_encoder(obs, batch["actor_goals"])), target)
         # Stage 3: decode latents to actions where the action is known.
         labeled = batch["action_labeled"]
-        per_row = ((self.decoder(target) - batch["actions"]) ** 2).mean(-1)
-        decoder_loss = (per_row * labeled).sum() / labeled.sum().clamp_min(1.0)
+
+        def labeled_mse(pred):
+            return (((pred - batch["actions"]) ** 2).mean(-1) * labeled).sum() / labeled.sum().clamp_min(1.0)
+
+        decoder_loss = labeled_mse(self.decoder(target))
         loss = fdm_loss + codebook_loss + cfg.commitment * commit_loss + actor_loss + decoder_loss
-        used = torch.zeros(cfg.num_codes, device=ids.device).index_fill_(0, ids.reshape(-1), 1.0).mean()
-        return loss, {"fdm/loss": fdm_loss.detach(), "vq/codebook_loss": codebook_loss.detach(),
-                      "vq/commit_loss": commit_loss.detach(), "vq/codes_used": used,
-                      "actor/loss": actor_loss.detach(), "decoder/loss": decoder_loss.detach(),
-                      "decoder/labeled": labeled.mean()}
+        info = {"fdm/loss": fdm_loss.detach(), "actor/loss": actor_loss.detach(),
+                "decoder/loss": decoder_loss.detach(), "decoder/labeled": labeled.mean()}
+        if ids is not None:
+            info.update({"vq/codebook_loss": codebook_loss.detach(), "vq/commit_loss": commit_loss.detach(),
+                         "vq/codes_used": torch.zeros(cfg.num_codes, device=ids.device)
+                         .index_fill_(0, ids.reshape(-1), 1.0).mean()})
+        if self.action_head is not None:
+            # LAOM: the action, where known, supervises the latent itself (not detached).
+            supervised = labeled_mse(self.action_head(z))
+            loss = loss + cfg.action_loss * supervised
+            info["idm/action_loss"] = supervised.detach()
+        return loss, info
 
     def act(self, observations, goals, temperature=0.0, generator=None):
         # Deterministic: a latent regressed by squared error has no spread to sample from.

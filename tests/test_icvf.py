@@ -75,7 +75,7 @@ def test_icvf_command_then_gcivl_starts_from_it_frozen_or_fine_tuned(point, tmp_
     hide_actions(Dataset.load(point), 0.0).save(tmp_path / "free.npz")
     rep = tmp_path / "icvf.safetensors"
     code, out, err = _run(capsys, "icvf", tmp_path / "free.npz", "--out", rep, "--steps", "20", "--no-progress",
-                          *sum((["--set", s] for s in ["hidden_dims=32,16", "batch_size=32"]), []))
+                          "--set", "hidden_dims=32,16", "--set", "batch_size=32")
     assert code == 0, err
     assert "wrote" in out and "--set icvf=" in out
     saved = load_file(rep)

@@ -133,7 +133,7 @@ def test_action_free_file_with_a_separate_labeled_file(point, tmp_path, capsys):
                         "--out", tmp_path / "x.npz", *TINY)
     assert code == 2 and err.count("\n") == 1 and "differ" in err
     point_play_dataset(tmp_path / "demos.npz", episodes=4, length=30, seed=5)
-    code, out, err = _run(capsys, "label", tmp_path / "free.npz", "--labeled", tmp_path / "demos.npz",
+    code, _, err = _run(capsys, "label", tmp_path / "free.npz", "--labeled", tmp_path / "demos.npz",
                           "--out", tmp_path / "union.npz", "--steps", "50", *TINY)
     assert code == 0, err
     union = Dataset.load(tmp_path / "union.npz")
@@ -160,7 +160,7 @@ def test_label_reads_frames_with_the_impala_encoder(tmp_path, capsys):
     states = Dataset.load(point_play_dataset(tmp_path / "s.npz", episodes=4, length=12))
     frames = Dataset(point_frames(np.asarray(states.observations), 16), states.terminals, np.asarray(states.actions))
     hide_actions(frames, 0.5, seed=0).save(tmp_path / "frames.npz")
-    code, out, err = _run(capsys, "label", tmp_path / "frames.npz", "--out", tmp_path / "out.npz", "--steps", "3",
+    code, _, err = _run(capsys, "label", tmp_path / "frames.npz", "--out", tmp_path / "out.npz", "--steps", "3",
                           "--set", "encoder=impala_debug", "--set", "batch_size=4", *TINY)
     assert code == 0, err
     assert Dataset.load(tmp_path / "out.npz").extras[INFERRED].sum() == 24

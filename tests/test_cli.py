@@ -51,7 +51,7 @@ def test_methods():
     out = run("methods").stdout
     names = [line.split()[0] for line in out.splitlines()]
     # In registry order (the library's own order: OGBench's methods first), not sorted.
-    assert names == ["gcbc", "gcivl", "gciql", "qrl", "crl", "hiql", "hilp", "play-lmp", "play-gcbc", "beso"]
+    assert names == ["gcbc", "gcivl", "gciql", "qrl", "crl", "hiql", "hilp", "play-lmp", "play-gcbc", "beso", "lapo"]
     assert "actor_hidden_dims" in run("methods", "--config", "gcbc").stdout
 
 
@@ -137,6 +137,7 @@ TINY = {  # per method: the smallest networks, so every method's CLI path runs i
     "play-gcbc": ["actor_hidden_dims=16,16", "window=8", "window_min=4"],
     "play-lmp": ["actor_hidden_dims=16,16", "window=8", "window_min=4", "latent_dim=4", "recognizer_hidden=8",
                  "recognizer_layers=1", "proposal_hidden_dims=16"],
+    "lapo": ["actor_hidden_dims=16,16", "idm_hidden_dims=16", "fdm_hidden_dims=16", "decoder_hidden_dims=16"],
 }
 
 

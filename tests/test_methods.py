@@ -37,7 +37,7 @@ from clihelp import methods_listing
 from pointenv import (STEP, assert_resume_matches_uninterrupted, point_play_dataset, rollout_success, settings,
                       train_on_point_play)
 
-REGISTRY_ORDER = ["gcbc", "gcivl", "gciql", "qrl", "crl", "hiql", "hilp", "play-lmp", "play-gcbc", "beso"]
+REGISTRY_ORDER = ["gcbc", "gcivl", "gciql", "qrl", "crl", "hiql", "hilp", "play-lmp", "play-gcbc", "beso", "lapo"]
 
 
 # ------------------------------------------------------------------ per-method checks of a trained run
@@ -230,6 +230,18 @@ def _play_lmp_resume(a):
     assert any(k.startswith("recognizer.gru.") for k in a) and any(k.startswith("proposal.") for k in a)
 
 
+def _lapo_losses(log):
+    # The forward model explains the next state once the latent carries the action; the decoder fits.
+    assert log["fdm/loss"][-1] < 0.1 * log["fdm/loss"][0], log["fdm/loss"]
+    assert log["decoder/loss"][-1] < 0.1 * log["decoder/loss"][0], log["decoder/loss"]
+
+
+def _latent_probe(run):
+    stats = json.loads((run / "figures" / "latent_probe.json").read_text())
+    # LAOM's measure: a linear probe reads the true action off the latent; not off an untrained one's.
+    assert stats["r2"] > 0.9 and stats["r2"] > stats["r2_random_init"] + 0.3, stats
+
+
 def _beso_resume(a):
     assert any(k.startswith("ema_net.") for k in a) and int(a["num_updates"]) == 40
 
@@ -316,6 +328,12 @@ SPECS = {
     "beso": Spec(learn=("batch_size=256", "hidden_dims=128,128", "lr=1e-3"), steps=600, log_every=100, margin=0.04,
                  tiny=("batch_size=32", "hidden_dims=32,32", "sigma_embed_dim=8"), losses=_beso_losses,
                  acting=_beso_heads_for_the_goal, resume_checks=_beso_resume, listing=("BESO",),
+                 goal_fields=frozenset({"actor_goals"})),
+    "lapo": Spec(learn=("batch_size=256", "actor_hidden_dims=128,128", "idm_hidden_dims=128,128",
+                        "fdm_hidden_dims=128,128", "decoder_hidden_dims=64,64", "lr=1e-3"), steps=600, log_every=60,
+                 margin=0.25, tiny=("batch_size=32", "actor_hidden_dims=16", "idm_hidden_dims=16", "fdm_hidden_dims=16",
+                                    "decoder_hidden_dims=16", "num_latents=2", "num_codes=8", "code_dim=4"),
+                 losses=_lapo_losses, figures={"latent_probe.json": _latent_probe}, listing=("latent",),
                  goal_fields=frozenset({"actor_goals"})),
 }
 NAMES = list(SPECS)

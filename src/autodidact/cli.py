@@ -14,6 +14,7 @@ from autodidact.core.errors import UserError
 EPILOG = """examples:
   autodidact collect pointmaze-medium-navigate-v0 --out data --episodes 100
   autodidact info data/pointmaze-medium-navigate-v0.npz
+  autodidact label data/play-10pct-labeled.npz --out data/play-idm.npz
   autodidact convert ~/.minari/datasets/mujoco/pusher/expert-v0 data/pusher.npz
   autodidact train --method gcbc --dataset data/pointmaze-medium-navigate-v0.npz --out runs/gcbc --steps 20000
   autodidact train --resume runs/gcbc
@@ -45,6 +46,16 @@ def _pos_int(text):
     v = _nonneg_int(text)
     if v < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
+    return v
+
+
+def _fraction(text):
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+    if not 0.0 <= v <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
     return v
 
 
@@ -94,7 +105,8 @@ def build_parser():
                               "  autodidact convert lerobot/pusht pusht.npz\n"
                               "  autodidact convert lerobot/pusht pusht-images.npz --obs-keys observation.image\n"
                               "  autodidact convert low_dim.hdf5 lift.npz --obs-keys robot0_eef_pos,object\n"
-                              "  autodidact convert data.npz data-mmap.npz --uncompressed")
+                              "  autodidact convert data.npz data-mmap.npz --uncompressed\n"
+                              "  autodidact convert data.npz data-10pct.npz --label-fraction 0.1 --seed 0")
     v.add_argument("src", metavar="SOURCE", help="input dataset: file or directory (never modified)")
     v.add_argument("dst", metavar="OUT.npz", help="output .npz (written atomically)")
     v.add_argument("--from", dest="source_format", choices=["ogbench", "minari", "lerobot", "hdf5"], default=None,
@@ -110,7 +122,61 @@ def build_parser():
                    help="ogbench: OGBench's file layout (default); compact: with valids; regular: with "
                         "next_observations")
     v.add_argument("--uncompressed", action="store_true", help="store members uncompressed (memory-mappable)")
+    v.add_argument("--label-fraction", type=_fraction, default=None, metavar="F",
+                   help="keep the actions of a seeded fraction F of the episodes (at least one) and hide the "
+                        "rest through action_mask, their actions zeroed; 0 drops the actions field (an "
+                        "action-free file). See docs/ACTIONFREE.md")
+    v.add_argument("--seed", type=_nonneg_int, default=0, help="which episodes --label-fraction keeps (default 0)")
     v.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    lb = sub.add_parser("label", help="infer missing actions with an inverse dynamics model",
+                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        description="Train a non-causal inverse dynamics model (a_t from o_(t-K)..o_(t+K+1), as VPT's)\n"
+                                    "on the recorded actions of DATASET and of --labeled FILE, report its action error\n"
+                                    "on held-out labeled episodes beside two baselines (the mean action, the untrained\n"
+                                    "model), then write OUT: every episode with an action at every step, and the bool\n"
+                                    "field action_inferred set where the model supplied it. Any method trains on OUT.\n"
+                                    "See docs/ACTIONFREE.md.",
+                        epilog="examples:\n"
+                               "  autodidact convert data.npz data-10pct.npz --label-fraction 0.1\n"
+                               "  autodidact label data-10pct.npz --out data-idm.npz\n"
+                               "  autodidact label play-no-actions.npz --labeled demos.npz --out play-idm.npz\n"
+                               "  autodidact label visual-data.npz --labeled demos.npz --out idm.npz --set encoder=impala_small")
+    lb.add_argument("dataset", metavar="DATASET", help="dataset .npz whose unlabeled steps get actions (never modified)")
+    lb.add_argument("--out", required=True, metavar="OUT.npz", help="fully labeled dataset to write (atomically)")
+    lb.add_argument("--labeled", default=None, metavar="FILE.npz",
+                    help="a second file with actions (same observations); it trains the model, and its episodes "
+                         "follow DATASET's in OUT")
+    lb.add_argument("--context", type=_nonneg_int, default=None, metavar="K",
+                    help="observations on each side of the action (default 1: o_(t-1)..o_(t+2))")
+    lb.add_argument("--steps", type=_pos_int, default=10_000, help="gradient steps (default 10000)")
+    lb.add_argument("--seed", type=_nonneg_int, default=0, help="seed of the held-out split, networks and batches")
+    lb.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a model setting (repeatable): context, hidden_dims, layer_norm, lr, batch_size, "
+                         "val_fraction, encoder (impala_small for frames)")
+    lb.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:N")
+    lb.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    ic = sub.add_parser("icvf", help="pretrain an ICVF representation from observations alone",
+                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        description="Train an intention-conditioned value function (ICVF, Ghosh et al. 2023) on\n"
+                                    "DATASET without reading its actions or rewards, and write its representation\n"
+                                    "phi(s), psi(g) to OUT (safetensors). GCIVL's value network can start from it:\n"
+                                    "`train --method gcivl --set icvf=OUT` (fine-tuned; icvf_frozen=true freezes it).\n"
+                                    "See docs/ACTIONFREE.md.",
+                        epilog="examples:\n"
+                               "  autodidact icvf data/play-no-actions.npz --out icvf.safetensors --steps 100000\n"
+                               "  autodidact train --method gcivl --dataset data/play-idm.npz --out runs/gcivl-icvf \\\n"
+                               "      --set icvf=icvf.safetensors --set icvf_frozen=true")
+    ic.add_argument("dataset", metavar="DATASET", help="dataset .npz (actions, if any, are ignored)")
+    ic.add_argument("--out", required=True, metavar="OUT.safetensors", help="representation file (written atomically)")
+    ic.add_argument("--steps", type=_pos_int, default=100_000, help="gradient steps (default 100000)")
+    ic.add_argument("--seed", type=_nonneg_int, default=0, help="seed of networks and batches")
+    ic.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a setting (repeatable): lr, batch_size, hidden_dims, layer_norm, discount, tau, "
+                         "expectile, p_samegoal, goals.p_curgoal/p_trajgoal/p_randomgoal, encoder")
+    ic.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:N")
+    ic.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     t = sub.add_parser("train", help="pretrain a method on a dataset, or resume a run",
                        description="Train METHOD on DATASET into RUN_DIR (config, metrics, checkpoints, exact "
@@ -328,7 +394,18 @@ def _dispatch(args, argv):
         from autodidact.workflows.convert import convert
         keys = [k.strip() for k in args.obs_keys.split(",") if k.strip()] if args.obs_keys else None
         print(convert(args.src, args.dst, fmt=args.source_format, obs_keys=keys, layout=args.layout,
-                      compressed=not args.uncompressed, progress=not args.no_progress))
+                      compressed=not args.uncompressed, progress=not args.no_progress,
+                      label_fraction=args.label_fraction, seed=args.seed))
+    elif cmd == "label":
+        from autodidact.workflows.label import format_label_result, label
+        print(format_label_result(label(args.dataset, args.out, labeled=args.labeled, steps=args.steps,
+                                        seed=args.seed, context=args.context, overrides=args.overrides,
+                                        device=args.device, progress=not args.no_progress)))
+    elif cmd == "icvf":
+        from autodidact.workflows.icvf import format_icvf_result, pretrain_icvf
+        print(format_icvf_result(pretrain_icvf(args.dataset, args.out, steps=args.steps, seed=args.seed,
+                                               overrides=args.overrides, device=args.device,
+                                               progress=not args.no_progress)))
     elif cmd == "train":
         return _train(args, argv)
     elif cmd == "eval":
@@ -455,7 +532,8 @@ def _methods(args):
             print(f"  {name:<26} {typ:<16} {default!s:<18} {help_}")
         return
     for name, cls in METHODS.items():
-        data = cls.data + (" with actions" if cls.needs_actions else "")
+        data = (f"{cls.data}, some actions" if cls.learns_from_unlabeled
+                else cls.data + (" with actions" if cls.needs_actions else ""))
         print(f"{name:<10} prompts: {','.join(cls.prompts):<12} data: {data:<25} {cls.summary}")
 
 

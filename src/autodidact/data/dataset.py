@@ -16,6 +16,8 @@ Files are `.npz` in any of OGBench's three layouts, detected from the fields pre
 
 Actions are optional (action-free data is first class): a dataset without `actions` is valid, and
 an optional boolean `action_mask` marks which steps carry an action label when only some do.
+`autodidact label` writes a boolean `action_inferred` (kept as an extra) where a model supplied
+the action (data/labels.py, docs/ACTIONFREE.md).
 Rewards and masks are optional. Any other per-step field is kept as an extra.
 
 Loading never unpickles (`allow_pickle=False`) and validates shapes, dtypes, finite values,

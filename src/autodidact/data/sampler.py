@@ -113,21 +113,27 @@ class GoalSampler(_Sampler):
     kind given, `value_goals` with their `rewards` and `masks`, and `actor_goals`. `subgoal_steps`
     adds HIQL's low-level goals (k steps ahead) and high-level goals with their k-step subgoal
     targets; `chunk` > 1 returns the next `chunk` actions of the episode per row ([B, chunk, A]),
-    starting only where all of them carry labels.
+    starting only where all of them carry labels. With `unlabeled` a batch starts from any
+    transition, labeled or not: its `actions` are zeros where `action_labeled` is 0.
     """
 
     def __init__(self, dataset: Dataset, seed: int = 0, *, value_goals: GoalConfig = None,
                  actor_goals: GoalConfig = None, discount: float = 0.99, gc_negative: bool = True,
-                 subgoal_steps: int = 0, chunk: int = 1, need_actions: bool = True, p_aug=None, frame_stack=None):
+                 subgoal_steps: int = 0, chunk: int = 1, need_actions: bool = True, unlabeled: bool = False,
+                 p_aug=None, frame_stack=None):
         super().__init__(dataset, seed, p_aug, frame_stack)
         self.value_goals, self.actor_goals = value_goals, actor_goals
         self.discount, self.gc_negative, self.subgoal_steps = discount, gc_negative, subgoal_steps
         self.need_actions = need_actions
         if need_actions and dataset.actions is None:
             raise UserError(f"{dataset.path}: field 'actions': missing, and this method learns from actions "
-                            "(label the data with an inverse-dynamics model or pick an action-free method)")
+                            "(infer them with `autodidact label`)")
         # Transitions the batch starts from: labeled ones when the method regresses actions.
-        starts = dataset.labeled_idxs if need_actions else dataset.valid_idxs
+        starts = dataset.labeled_idxs if need_actions and not unlabeled else dataset.valid_idxs
+        self._labeled = None
+        if need_actions and unlabeled:
+            self._labeled = np.zeros(len(dataset), np.float32)
+            self._labeled[dataset.labeled_idxs] = 1.0
         if chunk > 1:
             starts = _chunk_starts(dataset, starts, chunk)
             if len(starts) == 0:
@@ -174,7 +180,12 @@ class GoalSampler(_Sampler):
         batch = {"observations": self.frames(idxs)}
         if self._chunk is None:
             batch["next_observations"] = self.frames(idxs + 1)
-            if self.need_actions:
+            if self._labeled is not None:
+                labeled = take(self._labeled, idxs)
+                # Hidden actions may hold anything (NaN included, which validation allows there).
+                batch["actions"] = np.where(labeled[:, None] > 0, take(ds.actions, idxs), 0).astype(np.float32)
+                batch["action_labeled"] = labeled
+            elif self.need_actions:
                 batch["actions"] = take(ds.actions, idxs)
         elif self.need_actions:
             batch["actions"] = take(ds.actions, idxs[:, None] + self._chunk)   # [B, chunk, A]
@@ -226,7 +237,8 @@ class WindowSampler(_Sampler):
         self.window = window
         self.need_actions = need_actions
         if need_actions and dataset.actions is None:
-            raise UserError(f"{dataset.path}: field 'actions': missing, and this method learns from actions")
+            raise UserError(f"{dataset.path}: field 'actions': missing, and this method learns from actions "
+                            "(infer them with `autodidact label`)")
         # A start s is usable when steps s .. s+window-1 are transitions of one episode: the
         # window's last action still has a next state (the goal) in the same episode.
         idx = np.arange(len(dataset))
@@ -253,4 +265,60 @@ class WindowSampler(_Sampler):
         if self.need_actions:
             batch["actions"] = take(ds.actions, steps)            # [B, L, A]
         self.augment(batch, ["observations", "goals"])
+        return batch
+
+
+def context_idxs(dataset: Dataset, idxs, context):
+    """[B, 2 * context + 2] indices of o_{t-context} .. o_{t+context+1} for each step t of `idxs`,
+    clamped to t's episode: an episode's first and last observations repeat past its edges."""
+    steps = np.asarray(idxs)[:, None] + np.arange(-context, context + 2)
+    return np.clip(steps, dataset.episode_start_of(idxs)[:, None], dataset.episode_end_of(idxs)[:, None])
+
+
+class ContextSampler(_Sampler):
+    """Labeled steps with the observations around them, for a non-causal inverse dynamics model
+    (VPT's): `observations` [B, 2K + 2, *obs] are o_{t-K} .. o_{t+K+1}, `actions` [B, A] is a_t."""
+
+    def __init__(self, dataset: Dataset, idxs, context: int, seed: int = 0):
+        super().__init__(dataset, seed)
+        if context < 0:
+            raise UserError(f"context must be >= 0, got {context}")
+        self.idxs, self.context = np.asarray(idxs), context
+        if len(self.idxs) == 0:
+            raise UserError(f"{dataset.path}: no labeled transitions to learn actions from")
+
+    def batch(self, idxs):
+        batch = {"observations": take(self.dataset.observations, context_idxs(self.dataset, idxs, self.context))}
+        if self.dataset.actions is not None:
+            batch["actions"] = take(self.dataset.actions, idxs)
+        return batch
+
+    def sample(self, batch_size):
+        return self.batch(self.idxs[self.rng.integers(len(self.idxs), size=batch_size)])
+
+
+class IntentSampler(GoalSampler):
+    """ICVF's batches (its release's GCSDataset): transitions with an outcome `goals` g and an
+    intent `intents` z, each with its own reward and mask (0 / 1 exactly at the current state).
+    Both are drawn as `goals` says; with probability `p_samegoal` the outcome is the intent."""
+
+    def __init__(self, dataset: Dataset, seed: int = 0, *, goals: GoalConfig, p_samegoal: float = 0.5,
+                 discount: float = 0.99, p_aug=None, frame_stack=None):
+        super().__init__(dataset, seed, discount=discount, need_actions=False, p_aug=p_aug, frame_stack=frame_stack)
+        self.goals, self.p_samegoal = goals, p_samegoal
+
+    def sample(self, batch_size):
+        ds = self.dataset
+        idxs = self._random_starts(batch_size)
+        final = ds.episode_end_of(idxs) - 1
+        intent_idxs = self.sample_goals(idxs, self.goals, final)
+        goal_idxs = self.sample_goals(idxs, self.goals, final)
+        goal_idxs = np.where(self.rng.random(batch_size) < self.p_samegoal, intent_idxs, goal_idxs)
+        batch = {"observations": self.frames(idxs), "next_observations": self.frames(idxs + 1),
+                 "goals": self.frames(goal_idxs), "intents": self.frames(intent_idxs)}
+        for key, where in (("", goal_idxs), ("intent_", intent_idxs)):
+            success = (idxs == where).astype(np.float32)
+            batch[f"{key}rewards"] = success - 1.0
+            batch[f"{key}masks"] = 1.0 - success
+        self.augment(batch, ["observations", "next_observations", "goals", "intents"])
         return batch

@@ -10,12 +10,13 @@ from autodidact.methods.gciql import GCIQL
 from autodidact.methods.gcivl import GCIVL
 from autodidact.methods.hilp import HILP
 from autodidact.methods.hiql import HIQL
+from autodidact.methods.lapo import LAPO
 from autodidact.methods.play_gcbc import PlayGCBC
 from autodidact.methods.play_lmp import PlayLMP
 from autodidact.methods.qrl import QRL
 
 METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (
-    GCBC, GCIVL, GCIQL, QRL, CRL, HIQL, HILP, PlayLMP, PlayGCBC, BESO)}
+    GCBC, GCIVL, GCIQL, QRL, CRL, HIQL, HILP, PlayLMP, PlayGCBC, BESO, LAPO)}
 
 
 def names():

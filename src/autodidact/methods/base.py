@@ -62,6 +62,9 @@ class Method(nn.Module, abc.ABC):
     prompts: ClassVar[tuple] = ("goal",)
     data: ClassVar[str] = "transitions"  # "transitions" with relabeled goals, or "windows" of steps
     needs_actions: ClassVar[bool] = True
+    # Trains on every transition, reading actions only where `action_labeled` (LAPO); otherwise a
+    # method that needs actions sees the labeled transitions only.
+    learns_from_unlabeled: ClassVar[bool] = False
     legacy_defaults: ClassVar[dict] = {}  # {config key added later: the value runs saved before it used}
 
     def __init_subclass__(cls, **kwargs):
@@ -112,6 +115,16 @@ class Method(nn.Module, abc.ABC):
         self.optimize(loss)
         return info
 
+    @classmethod
+    def pretrained_overrides(cls, cfg) -> dict:
+        """Config values a new run takes from pretrained weights its config names (their shapes),
+        so resuming and evaluating rebuild the networks without those files. Default: none."""
+        return {}
+
+    def load_pretrained(self):
+        """Load pretrained weights the config names into a freshly built method (a new run only;
+        a resumed run restores its own checkpoint). Default: nothing to load."""
+
     def targets(self) -> list:
         """[(target network, online network)] moved by Polyak averaging with rate `cfg.tau`."""
         return []
@@ -140,7 +153,7 @@ class Method(nn.Module, abc.ABC):
                            actor_goals=getattr(cfg, "actor_goals", None), discount=cfg.discount,
                            gc_negative=getattr(cfg, "gc_negative", True),
                            subgoal_steps=getattr(cfg, "subgoal_steps", 0), chunk=getattr(cfg, "chunk", 1),
-                           need_actions=self.needs_actions)
+                           need_actions=self.needs_actions, unlabeled=self.learns_from_unlabeled)
 
     def make_policy(self, temperature=0.0, seed=0):
         """The object the evaluator drives (`act(obs, goals)`, optional `reset(mask)`). Methods with

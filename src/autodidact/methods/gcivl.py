@@ -10,17 +10,24 @@ Defaults are OGBench's `impls/agents/gcivl.py`: two value heads (one ensemble ne
 a leading head axis) with LayerNorm and a Polyak target (tau 0.005), expectile 0.9, AWR temperature 10,
 a 3x512 GELU actor without LayerNorm and unit std, one Adam (3e-4) over value and actor together,
 batch 1024, value goals 0.2/0.5/0.3 current/future (geometric)/random, actor goals uniform future.
+
+With `icvf` (a file of `autodidact icvf`, methods/icvf.py) the value network reads [phi(s), psi(g)]
+instead of [s; g], phi and psi started from ICVF's representation learned without actions (its
+paper's downstream use), frozen or fine-tuned (`icvf_frozen`).
 """
 
 import copy
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 
 from autodidact.core.config import check_common, opt
+from autodidact.core.errors import UserError
 from autodidact.data.sampler import VALUE_GOALS, GoalConfig
 from autodidact.methods.base import Method, ObservationConfig
-from autodidact.nn import GCValue, GaussianActor, actor_info, awr_loss, expectile_td_loss, gaussian_log_prob, value_info
+from autodidact.methods.icvf import Representation, read_representation
+from autodidact.nn import GCEncoder, GCValue, GaussianActor, actor_info, awr_loss, expectile_td_loss, gaussian_log_prob, value_info
 
 @dataclass
 class GCIVLConfig(ObservationConfig):
@@ -37,6 +44,11 @@ class GCIVLConfig(ObservationConfig):
     gc_negative: bool = opt(True, "rewards 0 at the goal, -1 elsewhere (True) or 1/0 (False)")
     value_goals: GoalConfig = opt(VALUE_GOALS, "how the value's goals are drawn")
     actor_goals: GoalConfig = opt(GoalConfig(p_trajgoal=1.0), "how the actor's goals are drawn")
+    icvf: Optional[str] = opt(None, "ICVF representation file (`autodidact icvf`): the value network reads "
+                              "[phi(s), psi(g)] initialized from it instead of [s; g] (None: off)")
+    icvf_frozen: bool = opt(False, "keep phi and psi at their ICVF weights (True) or fine-tune them (False)")
+    icvf_hidden_dims: tuple[int, ...] = opt((256, 256), "phi and psi widths; `train` copies them from the icvf file")
+    icvf_layer_norm: bool = opt(False, "LayerNorm in phi and psi; `train` copies it from the icvf file")
 
     def __post_init__(self):
         check_common(self)
@@ -52,15 +64,50 @@ class GCIVL(Method):
     def __init__(self, cfg: GCIVLConfig, obs_shape, action_dim):
         super().__init__(cfg, obs_shape, action_dim)
         # The reference's two value heads as one ensemble network: outputs are [2, B].
-        self.value = GCValue(self.gc_encoder(concat=True), cfg.value_hidden_dims, layer_norm=cfg.layer_norm, ensemble=2)
+        value_encoder = self.gc_encoder(concat=True)
+        if cfg.icvf:
+            value_encoder = GCEncoder(state=self._representation(), goal=self._representation())
+            value_encoder.requires_grad_(not cfg.icvf_frozen)
+        self.value = GCValue(value_encoder, cfg.value_hidden_dims, layer_norm=cfg.layer_norm, ensemble=2)
         self.target_value = copy.deepcopy(self.value).requires_grad_(False)
         self.actor_encoder = self.gc_encoder(concat=True)
         self.actor = GaussianActor(self.actor_encoder.out_dim, action_dim, cfg.actor_hidden_dims,
                                    layer_norm=False, const_std=cfg.const_std)
         # The reference applies one Adam to the sum of both losses over its whole network dict; the
         # target receives no gradient there (its Adam update is exactly zero), so it is left out.
-        self.optimizer = self.make_optimizer([*self.value.parameters(), *self.actor_encoder.parameters(),
-                                              *self.actor.parameters()])
+        self.optimizer = self.make_optimizer([p for p in (*self.value.parameters(), *self.actor_encoder.parameters(),
+                                                          *self.actor.parameters()) if p.requires_grad])
+
+    def _representation(self):
+        cfg = self.cfg
+        return Representation(cfg.encoder, self.obs_shape, cfg.icvf_hidden_dims, cfg.icvf_layer_norm)
+
+    @classmethod
+    def pretrained_overrides(cls, cfg):
+        """The phi/psi architecture of the ICVF file the config names (so the run rebuilds it without the file)."""
+        if not cfg.icvf:
+            return {}
+        meta, _ = read_representation(cfg.icvf)
+        if meta["encoder"] != cfg.encoder:
+            raise UserError(f"{cfg.icvf}: the ICVF representation reads observations with encoder "
+                            f"{meta['encoder']}, this run with {cfg.encoder}; set the same encoder")
+        return {"icvf_hidden_dims": ",".join(map(str, meta["hidden_dims"])), "icvf_layer_norm": str(meta["layer_norm"])}
+
+    def load_pretrained(self):
+        """Start phi and psi (online and target value) from the ICVF file's first head (ICVF's
+        downstream use: its representation initializes the value network)."""
+        if not self.cfg.icvf:
+            return
+        _, tensors = read_representation(self.cfg.icvf)
+        for encoder in (self.value.encoder, self.target_value.encoder):
+            for name in ("phi", "psi"):
+                part = encoder.state if name == "phi" else encoder.goal
+                state = {k[len(name) + 1:]: v for k, v in tensors.items() if k.startswith(name + ".")}
+                try:
+                    part.load_state_dict(state)
+                except RuntimeError:
+                    raise UserError(f"{self.cfg.icvf}: its {name} does not fit this run's observations "
+                                    f"{list(self.obs_shape)}; pretrain ICVF on the same kind of data") from None
 
     def targets(self):
         return [(self.target_value, self.value)]

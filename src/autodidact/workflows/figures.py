@@ -4,6 +4,9 @@
   and the learned temporal distance to one state.
 - Play-LMP: `figures/plan_latents.png` (and `.json`), plan latents of held-out windows coloured by
   what happened in each window, with a label-free clustering score.
+- LAPO: `figures/latent_probe.json`, LAOM's measure of latent actions: the R^2 of a linear probe
+  from the latent action of each labeled transition to its true action, fitted on half the
+  episodes and scored on the others, beside the same probe on an untrained model's latents.
 """
 
 from pathlib import Path
@@ -212,4 +215,41 @@ def plan_latent_figure(method, run_dir, dataset, env=None, max_windows=2000):
     return [out, stats]
 
 
-FIGURES = {"hilp": phi_figure, "play-lmp": plan_latent_figure}
+def linear_probe_r2(x_fit, y_fit, x_eval, y_eval, ridge=1e-3):
+    """R^2 on (x_eval, y_eval) of the affine map fitted on (x_fit, y_fit) by least squares with a
+    small ridge penalty (quantized latents are often rank-deficient: a code unseen in the fit half
+    must not get an arbitrary weight)."""
+    mean, std = x_fit.mean(0), x_fit.std(0) + 1e-8
+    a, b = (x_fit - mean) / std, (x_eval - mean) / std
+    w = np.linalg.solve(a.T @ a + ridge * len(a) * np.eye(a.shape[1]), a.T @ (y_fit - y_fit.mean(0)))
+    residual = ((b @ w + y_fit.mean(0) - y_eval) ** 2).sum()
+    return float(1.0 - residual / max(((y_eval - y_eval.mean(0)) ** 2).sum(), 1e-12))
+
+
+def latent_probe(method, run_dir, dataset, env=None, max_rows=20_000):
+    idxs = dataset.labeled_idxs
+    if len(idxs) < 20:
+        return []
+    rng = np.random.default_rng(0)
+    idxs = np.sort(rng.choice(idxs, min(len(idxs), max_rows), replace=False))
+    episode = np.searchsorted(dataset.episode_ends, idxs)
+    fit = episode % 2 == 0
+    if fit.all() or not fit.any():  # one labeled episode: split its transitions instead
+        fit = rng.random(len(idxs)) < 0.5
+    obs, nxt = (torch.as_tensor(np.asarray(dataset.observations[i]), dtype=torch.float32) for i in (idxs, idxs + 1))
+    actions = np.asarray(dataset.actions[idxs], dtype=np.float64)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        untrained = type(method)(method.cfg, method.obs_shape, method.action_dim)
+    device = next(method.parameters()).device
+    scores = {}
+    for name, model in (("r2", method), ("r2_random_init", untrained.to(device))):
+        z = model.latent_actions(obs.to(device), nxt.to(device))[0].double().cpu().numpy()
+        scores[name] = linear_probe_r2(z[fit], actions[fit], z[~fit], actions[~fit])
+    path = run_dir / "figures" / "latent_probe.json"
+    atomic_write_json(path, {**scores, "transitions_fit": int(fit.sum()), "transitions_eval": int((~fit).sum()),
+                             "source": dataset.path})
+    return [path]
+
+
+FIGURES = {"hilp": phi_figure, "play-lmp": plan_latent_figure, "lapo": latent_probe}

@@ -9,6 +9,7 @@ the data's bounding box.
 import numpy as np
 
 from autodidact.data.dataset import load
+from autodidact.data.labels import label_summary
 from autodidact.envs import env_name_for_dataset
 from autodidact.envs.layouts import maze_cells
 
@@ -50,7 +51,7 @@ def summarize(path, grid=20):
         "path": str(path), "env": env_name, "episodes": ds.num_episodes, "transitions": ds.num_transitions,
         "steps": len(ds), "obs_shape": list(ds.obs_shape), "obs_dtype": str(obs.dtype),
         "action_dim": ds.action_dim,
-        "labeled_transitions": int(len(ds.labeled_idxs)),
+        **label_summary(ds),
         "episode_length": {"min": int(lengths.min()), "mean": float(lengths.mean()),
                            "max": int(lengths.max())},
         "obs_min": float(flat.min()), "obs_max": float(flat.max()),
@@ -89,6 +90,8 @@ def print_info(path, grid=20, figure=None):
         lines.append(f"actions       dim {info['action_dim']}  range [{info['action_min']:.3g}, "
                      f"{info['action_max']:.3g}]  mean {info['action_mean']:.3g}  std {info['action_std']:.3g}  "
                      f"labeled {info['labeled_transitions']}/{info['transitions']}")
+    if info["action_dim"] is not None:
+        lines.append(_labels_line(info))
     if "reward_min" in info:
         lines.append(f"rewards       range [{info['reward_min']:.3g}, {info['reward_max']:.3g}]")
     if info["extras"]:
@@ -100,6 +103,19 @@ def print_info(path, grid=20, figure=None):
         write_coverage_figure(counts, figure, title=f"{info['path']}: coverage {info['coverage']:.2f}")
         print(f"figure        {figure}")
     return info
+
+
+def _labels_line(info):
+    """Labeled fraction in episodes and transitions, and how many labels a model inferred."""
+    def pct(a, b):
+        return f"{a}/{b} ({100.0 * a / max(b, 1):.1f}%)"
+    line = (f"labels        episodes {pct(info['labeled_episodes'], info['episodes'])}  "
+            f"transitions {pct(info['labeled_transitions'], info['transitions'])}")
+    if info["partly_labeled_episodes"]:
+        line += f"  (+{info['partly_labeled_episodes']} episodes partly labeled)"
+    if "inferred_transitions" in info:
+        line += f"  inferred by a model {pct(info['inferred_transitions'], info['transitions'])}"
+    return line
 
 
 def write_coverage_figure(counts, path, title=""):

@@ -24,6 +24,7 @@ from autodidact.core import config as cfglib
 from autodidact.core.errors import UserError
 from autodidact.core.io import atomic_path, atomic_write_json, atomic_write_text, write_error
 from autodidact.data.dataset import load as load_dataset
+from autodidact.data.labels import label_summary
 from autodidact.envs import env_name_for_dataset
 from autodidact.methods import get_method
 from autodidact.methods.presets import preset_for
@@ -105,10 +106,10 @@ def new_run(s: TrainSettings, argv=None):
     preset = preset_for(dataset_path.name, cls.name)
     cfg = cfglib.apply_overrides(cls.Config(), preset)
     cfg = cfglib.apply_overrides(cfg, list(s.overrides))
+    cfg = cfglib.apply_overrides(cfg, cls.pretrained_overrides(cfg))
     dataset = load_dataset(dataset_path)  # validate before anything is written
-    if cls.needs_actions and dataset.actions is None:
-        raise UserError(f"{dataset_path}: field 'actions': missing, and method '{cls.name}' learns from "
-                        "actions; choose an action-free method or add action labels")
+    if cls.needs_actions:
+        refuse_unlabeled(dataset, cls.name)
     run_cfg = {
         "format_version": RUN_FORMAT_VERSION, "method": cls.name, "dataset": str(dataset_path.resolve()),
         "env": env_name, "seed": s.seed, "steps": s.steps, "eval_every": s.eval_every,
@@ -148,6 +149,33 @@ def resume_run(run_dir, argv=None, steps=None, device="auto", progress=True, wan
         atomic_write_json(run_dir / "config.json", run_cfg["config"])
         atomic_write_json(run_dir / "run.json", run_cfg)
     return _train(run_dir, run_cfg, dataset, device, progress, resume=True)
+
+
+def refuse_unlabeled(dataset, method_name):
+    """One line when a method that learns from actions is given a file with no action label."""
+    if dataset.actions is not None and len(dataset.labeled_idxs):
+        return
+    what = ("field 'actions': missing" if dataset.actions is None
+            else "field 'action_mask': every transition is unlabeled")
+    raise UserError(f"{dataset.path}: {what}, and method '{method_name}' learns from actions; infer them with "
+                    f"`autodidact label {dataset.path} --out LABELED.npz` (add --labeled FILE.npz, a few episodes "
+                    "with actions, when this file has none) and train on LABELED.npz, or learn latent actions with "
+                    "--method lapo, which needs actions on a few episodes only")
+
+
+def _labels_note(dataset, method):
+    """A partially labeled file trains an action-learning method on its labeled transitions only."""
+    if not method.needs_actions or dataset.action_mask is None:
+        return None
+    labels = label_summary(dataset)
+    if labels["labeled_transitions"] == labels["transitions"]:
+        return None
+    carry = (f"{dataset.path}: {labels['labeled_transitions']}/{labels['transitions']} transitions carry actions "
+             f"({labels['labeled_episodes']}/{labels['episodes']} episodes)")
+    if method.learns_from_unlabeled:
+        return f"{carry}; '{method.name}' learns from every transition and reads actions on those"
+    return (f"{carry}; '{method.name}' learns from those only (its goals may still be any state). "
+            "`autodidact label` infers the rest, `--method lapo` learns latent actions from all of them")
 
 
 def _append_command(out, argv):
@@ -197,13 +225,18 @@ def _train(run_dir, run_cfg, dataset, device_name, progress, resume):
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     device = _device(device_name)
-    method = build_method(run_cfg).to(device)
+    ckpt = latest_checkpoint(run_dir / "checkpoints") if resume else None
+    method = build_method(run_cfg)
+    if ckpt is None:  # a new run, or one killed before its first checkpoint
+        method.load_pretrained()
+    method.to(device)
     kernels.apply(method, run_cfg.get("kernels", kernels.DEFAULT))  # recorded in run.json
     seed = run_cfg["seed"]
+    if note := _labels_note(dataset, method):
+        _log(rank, note)
     sampler = method.make_sampler(dataset, seed + 1000 * rank)
     start = 0
     if resume:
-        ckpt = latest_checkpoint(run_dir / "checkpoints")
         if ckpt is not None:
             state = load_checkpoint(ckpt, method)
             start = state["step"]

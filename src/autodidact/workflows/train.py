@@ -159,9 +159,10 @@ def _append_command(out, argv):
 
 class CsvLog:
     """Append-only CSV with a fixed header; on resume, rows past the checkpoint are dropped so the
-    file reads as if the run had never been interrupted."""
+    file reads as if the run had never been interrupted (and rows `keep(step)` rejects: a final row
+    written off the logging grid by a run that ended there)."""
 
-    def __init__(self, path, resume_step=None):
+    def __init__(self, path, resume_step=None, keep=None):
         self.path = Path(path)
         self.fields = None
         if self.path.exists() and resume_step is not None:
@@ -169,13 +170,14 @@ class CsvLog:
                 rows = list(csv.DictReader(f))
             if rows:
                 self.fields = list(rows[0].keys())
-            keep = [r for r in rows if int(float(r["step"])) <= resume_step]
+            kept = [r for r in rows if int(float(r["step"])) <= resume_step
+                    and (keep is None or keep(int(float(r["step"]))))]
             with atomic_path(self.path) as tmp:
                 with open(tmp, "w", newline="") as f:
                     if self.fields:
                         w = csv.DictWriter(f, self.fields)
                         w.writeheader()
-                        w.writerows(keep)
+                        w.writerows(kept)
         elif self.path.exists():
             self.path.unlink()
 

@@ -1,0 +1,330 @@
+"""Online fine-tuning on an OGBench single-task environment: `autodidact finetune`.
+
+One environment steps in this process (a pointmaze step costs ~0.1 ms and a cube step ~2 ms, both
+far below an update at any UTD, so vectorized envs would not pay here). Per environment step: act
+(uniformly random for the first `start_training` steps, then a policy sample), store the
+transition, then the method's `update` on `utd` batches of `batch_size`, each `prior_ratio` prior
+transitions (labeled by the method) and the rest online ones, as RLPD's `train_finetuning.py`.
+
+Run directory: as `train`'s (runs.py), with `kind: finetune` in run.json, and
+  metrics.csv   per `log_every` env steps: losses (means), episodes finished, their success and
+                return, env steps/s and critic updates/s
+  episodes.csv  one row per training episode: env step at its end, return, length, success
+  eval.csv      success rate and return of the deterministic policy (tanh of the mean) over
+                `eval_episodes` evaluator episodes
+  checkpoints/  weights, optimizers, torch RNG, the numpy RNG of random actions and batches, the
+                loop's counters and the replay buffer (replay.safetensors)
+
+Resume is bit-identical: a checkpoint does not hold the simulator's state, so the episode under
+way is rebuilt by resetting the env with that episode's seed and replaying its actions from the
+replay buffer (checked against the stored observations).
+"""
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+from autodidact.core import config as cfglib
+from autodidact.core.errors import DataError, UserError
+from autodidact.core.io import atomic_write_json, write_error
+from autodidact.data.dataset import load as load_dataset
+from autodidact.data.replay import PriorTransitions, ReplayBuffer
+from autodidact.envs import env_name_for_dataset, make_env, seed_reset_sampling, single_task_id
+from autodidact.methods import get_finetune_method
+from autodidact.workflows.checkpoint import (latest_checkpoint, load_checkpoint, load_replay, prune_checkpoints,
+                                             save_checkpoint)
+from autodidact.workflows.evaluate import evaluate
+from autodidact.workflows.runs import RUN_FORMAT_VERSION, read_run
+from autodidact.workflows.runtime import denormals_flushed
+from autodidact.workflows.train import CsvLog, _append_command
+
+_EPISODE_STREAM = 0x7A1  # training episodes' seeds, apart from the evaluator's (seed, task, index)
+
+
+@dataclass
+class FinetuneSettings:
+    env: str
+    method: str
+    out: str
+    prior: Optional[str] = None   # reward-free dataset .npz; None: from scratch
+    env_steps: int = 100_000
+    eval_every: int = 10_000
+    eval_episodes: int = 10       # 0 disables evaluation
+    seed: int = 0
+    log_every: int = 0            # 0: env_steps // 100, at least 1
+    checkpoint_every: int = 0     # 0: eval_every (or env_steps // 10 without evaluation)
+    keep_checkpoints: int = 2
+    published: bool = False       # the method's published settings (before --set overrides)
+    overrides: tuple = ()
+    max_episode_steps: Optional[int] = None  # shorter episodes than the env's limit (quick looks, tests)
+    progress: bool = True
+
+    def validate(self):
+        if self.env_steps < 1:
+            raise UserError(f"--env-steps must be >= 1, got {self.env_steps}")
+        if min(self.eval_every, self.eval_episodes, self.log_every, self.checkpoint_every) < 0:
+            raise UserError("--eval-every, --eval-episodes, --log-every and --checkpoint-every must be >= 0")
+        if self.keep_checkpoints < 1:
+            raise UserError(f"--keep-checkpoints must be >= 1, got {self.keep_checkpoints}")
+
+
+def resolve_env(name):
+    """The gymnasium id of a single-task OGBench env, given it or its dataset-style name
+    (`pointmaze-medium-navigate-singletask-task1-v0` -> `pointmaze-medium-singletask-task1-v0`)."""
+    derived = env_name_for_dataset(name)
+    env_id = derived if derived else name
+    env = make_env(env_id)  # unknown names: one line
+    try:
+        if single_task_id(env) is None:
+            raise UserError(f"environment '{env_id}' has no task reward; fine-tune on its single-task variant, "
+                            f"e.g. '{env_id.rsplit('-', 1)[0]}-singletask-task1-{env_id.rsplit('-', 1)[1]}'")
+        space = env.observation_space
+        if len(space.shape) != 1:
+            raise UserError(f"environment '{env_id}': observations {list(space.shape)} are not state vectors; "
+                            "fine-tuning reads states only")
+        return env_id, int(space.shape[0]), int(env.action_space.shape[0])
+    finally:
+        env.close()
+
+
+def load_prior(path, env_name, obs_dim, action_dim):
+    """The prior dataset's transitions, checked against the environment's spaces."""
+    ds = load_dataset(path)
+    if ds.obs_shape != (obs_dim,):
+        raise DataError(path, "observations", f"shape {list(ds.obs_shape)} per step does not match environment "
+                        f"'{env_name}', whose observations are {[obs_dim]}")
+    if ds.actions is not None and ds.action_dim != action_dim:
+        raise DataError(path, "actions", f"shape {[ds.action_dim]} per step does not match environment "
+                        f"'{env_name}', whose actions are {[action_dim]}")
+    return PriorTransitions(ds)
+
+
+def new_run(s: FinetuneSettings, argv=None):
+    """Create the run directory for settings `s`, then fine-tune."""
+    s.validate()
+    out = Path(s.out)
+    if (out / "run.json").exists():
+        raise UserError(f"{out}: a run already exists there; continue it with "
+                        f"`autodidact finetune --resume {out}` or choose another --out")
+    cls = get_finetune_method(s.method)
+    env_name, obs_dim, action_dim = resolve_env(s.env)
+    cfg = cfglib.apply_overrides(cls.Config(), cls.PUBLISHED if s.published else {})
+    cfg = cfglib.apply_overrides(cfg, list(s.overrides))
+    if s.prior is not None:
+        load_prior(s.prior, env_name, obs_dim, action_dim)  # validate before anything is written
+    evaluating = bool(s.eval_every and s.eval_episodes)
+    run_cfg = {
+        "format_version": RUN_FORMAT_VERSION, "kind": "finetune", "method": cls.name, "env": env_name,
+        "prior": str(Path(s.prior).resolve()) if s.prior else None, "seed": s.seed, "env_steps": s.env_steps,
+        "eval_every": s.eval_every, "eval_episodes": s.eval_episodes,
+        "log_every": s.log_every or max(1, s.env_steps // 100),
+        "checkpoint_every": s.checkpoint_every or (s.eval_every if evaluating else max(1, s.env_steps // 10)),
+        "keep_checkpoints": s.keep_checkpoints, "published": s.published, "max_episode_steps": s.max_episode_steps,
+        "obs_dim": obs_dim, "action_dim": action_dim, "config": {"type": cls.name, **cfglib.to_dict(cfg)},
+    }
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise write_error(out, exc) from None
+    atomic_write_json(out / "config.json", run_cfg["config"])
+    _append_command(out, argv)
+    atomic_write_json(out / "run.json", run_cfg)  # written last: its presence marks a run
+    return _finetune(out, run_cfg, s.progress, resume=False)
+
+
+def resume_run(run_dir, argv=None, env_steps=None, progress=True):
+    """Continue the fine-tuning run in `run_dir` from its newest checkpoint (to `env_steps` in all)."""
+    run_dir = Path(run_dir)
+    run_cfg = read_run(run_dir)
+    if run_cfg.get("kind") != "finetune":
+        raise UserError(f"{run_dir}: not a fine-tuning run; continue it with `autodidact train --resume {run_dir}`")
+    if env_steps is not None:
+        run_cfg["env_steps"] = env_steps
+    _append_command(run_dir, argv)
+    atomic_write_json(run_dir / "run.json", run_cfg)
+    return _finetune(run_dir, run_cfg, progress, resume=True)
+
+
+def build_agent(run_cfg):
+    """The run's method, built from its saved config and seeded."""
+    cls = get_finetune_method(run_cfg["method"])
+    cfg = cfglib.from_dict(cls.Config, {k: v for k, v in run_cfg["config"].items() if k != "type"})
+    torch.manual_seed(run_cfg["seed"])
+    return cls(cfg, run_cfg["obs_dim"], run_cfg["action_dim"])
+
+
+def episode_seed(seed, episode):
+    return int(np.random.SeedSequence([seed, _EPISODE_STREAM, episode]).generate_state(1)[0])
+
+
+def _reset(env, seed):
+    # OGBench mazes draw their start noise from numpy's global RNG, as the evaluator handles it.
+    np.random.seed(seed)
+    seed_reset_sampling(env, seed)
+    observation, _ = env.reset(seed=seed)
+    return observation
+
+
+class _Policy:
+    """The evaluator's view of an agent: deterministic actions, goals ignored (the task is the env's)."""
+
+    def __init__(self, agent):
+        self.agent = agent
+
+    def act(self, observations, goals):
+        obs = torch.as_tensor(np.asarray(observations), dtype=torch.float32)
+        return self.agent.act(obs, temperature=0.0).clamp(-1, 1).numpy()
+
+
+def _tensors(batch):
+    return {k: torch.as_tensor(v, dtype=torch.float32) for k, v in batch.items()}
+
+
+def _accumulate(window, info):
+    for k, v in info.items():
+        window["sums"][k] = window["sums"].get(k, 0.0) + v
+        window["counts"][k] = window["counts"].get(k, 0) + 1
+
+
+def _finetune(run_dir, run_cfg, progress, resume):
+    env_name, seed, total = run_cfg["env"], run_cfg["seed"], run_cfg["env_steps"]
+    env_kwargs = {"max_episode_steps": run_cfg["max_episode_steps"]} if run_cfg.get("max_episode_steps") else {}
+    agent = build_agent(run_cfg)
+    cfg = agent.cfg
+    prior = load_prior(run_cfg["prior"], env_name, run_cfg["obs_dim"], run_cfg["action_dim"]) \
+        if run_cfg.get("prior") else None
+    n_prior = int(round(cfg.batch_size * cfg.prior_ratio)) if prior is not None else 0
+    rng = np.random.default_rng(seed)
+    # The loop's state between steps, all of it in every checkpoint.
+    loop = {"step": 0, "episode": 0, "episode_start": 0, "episode_return": 0.0,
+            "window": {"sums": {}, "counts": {}, "updates": 0, "successes": [], "returns": []}}
+    buffer = ReplayBuffer(total, run_cfg["obs_dim"], run_cfg["action_dim"])
+    if resume and (ckpt := latest_checkpoint(run_dir / "checkpoints")) is not None:
+        state = load_checkpoint(ckpt, agent)
+        rng.bit_generator.state = state["rng"]
+        loop = state["loop"]
+        buffer = ReplayBuffer.from_arrays(load_replay(ckpt), total)
+    start = loop["step"]
+    if start >= total:
+        print(f"run already at env step {start} of {total}; nothing to do")
+        return run_dir
+
+    env = make_env(env_name, **env_kwargs)
+    observation = _reset(env, episode_seed(seed, loop["episode"]))
+    observation = _replay_episode(env, observation, buffer, loop["episode_start"], start)
+
+    log_every, ckpt_every = run_cfg["log_every"], run_cfg["checkpoint_every"]
+    eval_every = run_cfg["eval_every"] if run_cfg["eval_episodes"] else 0
+    # A run that ended off the logging (evaluation) grid wrote one last row there; resumed, the
+    # run logs that window at its grid step instead, as an uninterrupted run does.
+    resume_step = start if resume else None
+    metrics = CsvLog(run_dir / "metrics.csv", resume_step, keep=lambda step: step % log_every == 0)
+    episodes = CsvLog(run_dir / "episodes.csv", resume_step)
+    evals = CsvLog(run_dir / "eval.csv", resume_step, keep=lambda step: bool(eval_every) and step % eval_every == 0)
+    from tqdm import tqdm
+    bar = tqdm(total=total, initial=start, desc=f"{run_cfg['method']} {env_name}", unit="env step",
+               dynamic_ncols=True, disable=not progress, smoothing=0.05)
+    window = loop["window"]
+    t_last, steps_since = time.perf_counter(), 0
+
+    def sample_online(n):
+        return _tensors(buffer.sample(rng, n))
+
+    for step in range(start + 1, total + 1):
+        if step <= cfg.start_training:
+            action = rng.uniform(-1.0, 1.0, run_cfg["action_dim"]).astype(np.float32)
+        else:
+            action = agent.act(torch.as_tensor(observation[None], dtype=torch.float32))[0].numpy()
+        next_observation, reward, terminated, truncated, info = env.step(action)
+        mask = 0.0 if terminated else 1.0
+        buffer.add(observation, action, reward, mask, next_observation)
+        loop["episode_return"] += float(reward)
+        if step > cfg.start_training:
+            batch = _batch(agent, rng, buffer, prior, n_prior)
+            with denormals_flushed():
+                info_update = agent.update(batch)
+            window["updates"] += 1
+            _accumulate(window, info_update)
+        transition = _tensors({"observations": observation[None], "actions": action[None],
+                               "rewards": np.array([reward]), "masks": np.array([mask]),
+                               "next_observations": next_observation[None]})
+        with denormals_flushed():
+            _accumulate(window, agent.observe(step, transition, sample_online))
+        observation = next_observation
+        if terminated or truncated:
+            success = float(info.get("success", 0.0))
+            episodes.write({"step": step, "episode": loop["episode"], "return": loop["episode_return"],
+                            "length": step - loop["episode_start"], "success": success})
+            window["successes"].append(success)
+            window["returns"].append(loop["episode_return"])
+            loop.update(episode=loop["episode"] + 1, episode_start=step, episode_return=0.0)
+            observation = _reset(env, episode_seed(seed, loop["episode"]))
+        loop["step"] = step
+        steps_since += 1
+        bar.update(1)
+        if step % log_every == 0 or step == total:
+            now = time.perf_counter()
+            elapsed = max(now - t_last, 1e-9)
+            row = _metrics_row(step, window, agent)
+            row["time/env_steps_per_s"] = steps_since / elapsed
+            row["time/critic_updates_per_s"] = window["updates"] * cfg.utd / elapsed
+            metrics.write(row)
+            if window["successes"]:
+                bar.set_postfix({"success": f"{row['episode/success']:.2f}"}, refresh=False)
+            if step % log_every == 0:  # else the run ends here, and a resumed run continues the window
+                window.update(sums={}, counts={}, updates=0, successes=[], returns=[])
+            t_last, steps_since = now, 0
+        if eval_every and (step % eval_every == 0 or step == total):
+            result = evaluate(env_name, _Policy(agent), episodes_per_task=run_cfg["eval_episodes"], seed=seed,
+                              progress=False, max_episode_steps=run_cfg.get("max_episode_steps"))
+            evals.write({"step": step, "evaluation/success": result["overall_success"],
+                         "evaluation/return": float(np.mean([t["return"] for t in result["tasks"]]))})
+            atomic_write_json(run_dir / "eval" / f"step_{step:08d}.json", result)
+            bar.write(f"env step {step}: success {result['overall_success']:.3f}")
+        if step % ckpt_every == 0 or step == total:
+            save_checkpoint(run_dir / "checkpoints", step, agent,
+                            {"rng": rng.bit_generator.state, "loop": loop}, replay=buffer.arrays())
+            prune_checkpoints(run_dir / "checkpoints", run_cfg["keep_checkpoints"])
+    bar.close()
+    env.close()
+    return run_dir
+
+
+def _batch(agent, rng, buffer, prior, n_prior):
+    """`utd` consecutive batches of `batch_size`, each its first `n_prior` rows from the prior data
+    (labeled by the method), the rest online: the reference's interleaving, slice by slice."""
+    cfg = agent.cfg
+    utd, n_online = cfg.utd, cfg.batch_size - n_prior
+    online = _tensors(buffer.sample(rng, utd * n_online))
+    if not n_prior:
+        return online
+    offline = agent.label_prior(_tensors(prior.sample(rng, utd * n_prior)))
+    return {k: torch.cat([offline[k].reshape(utd, n_prior, *offline[k].shape[1:]),
+                          online[k].reshape(utd, n_online, *online[k].shape[1:])], 1).reshape(-1, *online[k].shape[1:])
+            for k in online}
+
+
+def _metrics_row(step, window, agent):
+    row = {"step": step, "episode/count": len(window["successes"]),
+           "episode/success": float(np.mean(window["successes"])) if window["successes"] else math.nan,
+           "episode/return": float(np.mean(window["returns"])) if window["returns"] else math.nan}
+    for k in agent.METRICS:
+        row[k] = window["sums"][k] / window["counts"][k] if k in window["sums"] else math.nan
+    return row
+
+
+def _replay_episode(env, observation, buffer, episode_start, step):
+    """Step a freshly reset env through the episode under way (its transitions in the buffer since
+    `episode_start`), so a resumed run continues from the very state it stopped in."""
+    data = buffer.data
+    for i in range(episode_start, step):
+        if not np.array_equal(np.asarray(observation, np.float32), data["observations"][i]):
+            raise UserError(f"environment did not replay the interrupted episode (env step {i + 1}); "
+                            "it is not deterministic given its seed and actions, so this run cannot resume exactly")
+        observation, *_ = env.step(data["actions"][i])
+    return observation

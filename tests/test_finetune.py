@@ -79,6 +79,34 @@ def test_resume_is_bit_identical_with_the_replay_buffer(tmp_path, method):
     assert (part / "command.txt").read_text().splitlines() == ["x", "resume"]
 
 
+def test_explore_labels_unvisited_prior_data_optimistically():
+    """ExPLORe's prior rewards: the reward model's fit to online rewards plus an RND bonus that
+    stays large away from the online data, so unvisited prior states look better than visited ones."""
+    from autodidact.core.config import apply_overrides
+    from autodidact.methods.explore import ExPLORe, ExPLOReConfig
+    torch.manual_seed(0)
+    cfg = apply_overrides(ExPLOReConfig(), {"hidden_dims": "32,32", "model_hidden_dims": "64,64",
+                                            "rnd_feature_dim": "16", "batch_size": "64", "utd": "1",
+                                            "start_training": "0"})
+    agent = ExPLORe(cfg, obs_dim=2, action_dim=2)
+    g = torch.Generator().manual_seed(0)
+
+    def batch(centre, n=64):
+        obs = centre + 0.1 * torch.randn(n, 2, generator=g)
+        return {"observations": obs, "actions": torch.zeros(n, 2), "rewards": -torch.ones(n),
+                "masks": torch.ones(n), "next_observations": obs}
+
+    visited = torch.tensor([-0.8, -0.8])
+    for step in range(1, 301):
+        info = agent.observe(step, batch(visited, 1), lambda n: batch(visited, n))
+    assert info["reward_model/loss"] < 0.05
+    near, far = (agent.label_prior(batch(c, 256)) for c in (visited, torch.tensor([0.8, 0.8])))
+    assert far["rewards"].mean() > near["rewards"].mean() + 0.3
+    bonus = [agent.novelty(b["observations"], b["actions"]).mean() for b in (near, far)]
+    assert bonus[1] > 3 * bonus[0], bonus
+    assert abs(float(near["rewards"].mean()) + 1.0) < 0.2 and ((near["masks"] > 0.9).all())
+
+
 def test_run_directory_and_published_preset(tmp_path):
     run = finetune.new_run(_settings(tmp_path, env_steps=20, eval_episodes=0, published=True,
                                      overrides=("utd=1",)), argv=["a", "b c"])
@@ -112,6 +140,8 @@ def test_user_errors_are_one_line(tmp_path, capsys):
     line = _one_line_error(capsys, "finetune", "--env", POINT_TASK, "--method", "rlpd", "--out", out,
                            "--set", "utd=0")
     assert "utd" in line
+    line = _one_line_error(capsys, "finetune", "--env", POINT_TASK, "--method", "explore", "--out", out)
+    assert "--prior" in line
     line = _one_line_error(capsys, "finetune", "--resume", out, "--method", "rlpd")
     assert not (tmp_path / "r").exists()
 

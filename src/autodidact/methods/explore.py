@@ -48,6 +48,7 @@ class ExPLORe(RLPD):
     paper: ClassVar[str] = "Li et al. 2023 (ExPLORe)"
     reference: ClassVar[str] = "facebookresearch/ExPLORe"
     Config: ClassVar[type] = ExPLOReConfig
+    needs_prior: ClassVar[bool] = True
     PUBLISHED: ClassVar[dict] = {**RLPD.PUBLISHED, "num_min_critics": 1, "backup_entropy": False}
     METRICS: ClassVar[tuple] = RLPD.METRICS + ("reward_model/loss", "mask_model/loss", "rnd/loss")
 

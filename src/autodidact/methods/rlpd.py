@@ -75,6 +75,7 @@ class RLPD(nn.Module):
     paper: ClassVar[str] = "Ball et al. 2023 (RLPD)"
     reference: ClassVar[str] = "ikostrikov/rlpd"
     Config: ClassVar[type] = RLPDConfig
+    needs_prior: ClassVar[bool] = False  # without prior data RLPD is its own from-scratch baseline
     PUBLISHED: ClassVar[dict] = {"num_critics": 10, "num_min_critics": 2, "utd": 20, "batch_size": 256,
                                  "hidden_dims": (256, 256), "start_training": 5000}
     # What `update` and `observe` report, once training has started: the columns of metrics.csv.

@@ -112,6 +112,9 @@ def new_run(s: FinetuneSettings, argv=None):
         raise UserError(f"{out}: a run already exists there; continue it with "
                         f"`autodidact finetune --resume {out}` or choose another --out")
     cls = get_finetune_method(s.method)
+    if cls.needs_prior and s.prior is None:
+        raise UserError(f"method '{cls.name}' labels prior data with optimistic rewards; pass --prior DATASET "
+                        "(or use rlpd to learn from scratch)")
     env_name, obs_dim, action_dim = resolve_env(s.env)
     cfg = cfglib.apply_overrides(cls.Config(), cls.PUBLISHED if s.published else {})
     cfg = cfglib.apply_overrides(cfg, list(s.overrides))

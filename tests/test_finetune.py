@@ -157,3 +157,26 @@ def test_help_explains_every_option(capsys):
     for flag in ("--env", "--method", "--prior", "--out", "--env-steps", "--resume", "--published", "--set"):
         assert flag in text
     assert "published 20" in text and "published 10" in text
+
+
+@pytest.mark.slow
+def test_pointmaze_with_prior_and_video(tmp_path, capsys):
+    """A real OGBench single-task env end to end through the CLI: dataset-style env name, a prior
+    collected by `autodidact collect`, an evaluation video; then a mismatched prior fails in one line."""
+    data = tmp_path / "data"
+    assert cli.main(["collect", "pointmaze-medium-navigate-v0", "--out", str(data), "--episodes", "2",
+                     "--max-episode-steps", "50", "--no-progress"]) == 0
+    prior = data / "pointmaze-medium-navigate-v0.npz"
+    run = tmp_path / "run"
+    assert cli.main(["finetune", "--env", "pointmaze-medium-navigate-singletask-task1-v0", "--method", "explore",
+                     "--prior", str(prior), "--out", str(run), "--env-steps", "40", "--eval-every", "40",
+                     "--eval-episodes", "1", "--max-episode-steps", "20", "--video", "--no-progress",
+                     "--set", "start_training=10", "--set", "hidden_dims=32,32", "--set", "model_hidden_dims=32,32",
+                     "--set", "batch_size=32"]) == 0
+    assert json.loads((run / "run.json").read_text())["env"] == "pointmaze-medium-singletask-task1-v0"
+    assert [p.suffix for p in (run / "videos").iterdir()] in ([".mp4"], [".gif"])
+    assert len(_rows(run / "episodes.csv")) == 2
+    capsys.readouterr()
+    line = _one_line_error(capsys, "finetune", "--env", "cube-single-singletask-task1-v0", "--method", "rlpd",
+                           "--prior", str(prior), "--out", str(tmp_path / "r2"))
+    assert "[2]" in line and "[28]" in line and str(prior) in line

@@ -200,6 +200,8 @@ def build_parser():
                    help="use the method's published settings (UTD 20, 10 critics) instead of the CPU defaults")
     f.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a method config field (repeatable), e.g. --set utd=20 --set num_critics=10")
+    f.add_argument("--video", action="store_true",
+                   help="also render one episode of the last evaluation to RUN_DIR/videos/ (mp4)")
     f.add_argument("--max-episode-steps", type=_pos_int, default=None, metavar="N",
                    help="end episodes after N steps instead of the env's limit (quick looks; success rates are "
                         "then not comparable with OGBench's)")
@@ -350,6 +352,9 @@ def _one_line_warning(message, category, filename, lineno, line=None):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     warnings.formatwarning = _one_line_warning  # a person reads these; no source lines
+    # OGBench's manipulation envs declare float64 space bounds; gymnasium casts them to float32 and
+    # says so on every env built. Nothing for a user to do about it.
+    warnings.filterwarnings("ignore", message=r".*Box (low|high)'s precision lowered by casting to float32")
     try:
         args = build_parser().parse_args(argv)
         if args.command is None:
@@ -483,7 +488,7 @@ def _finetune(args, argv):
             eval_every=args.eval_every, eval_episodes=args.eval_episodes, seed=args.seed, log_every=args.log_every,
             checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep_checkpoints,
             published=args.published, overrides=tuple(args.overrides), max_episode_steps=args.max_episode_steps,
-            progress=not args.no_progress)
+            video=args.video, progress=not args.no_progress)
         run = finetune.new_run(s, argv=argv)
     print(f"run: {run}")
 

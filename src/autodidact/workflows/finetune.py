@@ -12,6 +12,7 @@ Run directory: as `train`'s (runs.py), with `kind: finetune` in run.json, and
   episodes.csv  one row per training episode: env step at its end, return, length, success
   eval.csv      success rate and return of the deterministic policy (tanh of the mean) over
                 `eval_episodes` evaluator episodes
+  videos/       with --video, one rendered episode of the last evaluation
   checkpoints/  weights, optimizers, torch RNG, the numpy RNG of random actions and batches, the
                 loop's counters and the replay buffer (replay.safetensors)
 
@@ -62,6 +63,7 @@ class FinetuneSettings:
     published: bool = False       # the method's published settings (before --set overrides)
     overrides: tuple = ()
     max_episode_steps: Optional[int] = None  # shorter episodes than the env's limit (quick looks, tests)
+    video: bool = False           # render one episode at the last evaluation to RUN_DIR/videos/
     progress: bool = True
 
     def validate(self):
@@ -128,6 +130,7 @@ def new_run(s: FinetuneSettings, argv=None):
         "log_every": s.log_every or max(1, s.env_steps // 100),
         "checkpoint_every": s.checkpoint_every or (s.eval_every if evaluating else max(1, s.env_steps // 10)),
         "keep_checkpoints": s.keep_checkpoints, "published": s.published, "max_episode_steps": s.max_episode_steps,
+        "video": s.video,
         "obs_dim": obs_dim, "action_dim": action_dim, "config": {"type": cls.name, **cfglib.to_dict(cfg)},
     }
     try:
@@ -283,8 +286,10 @@ def _finetune(run_dir, run_cfg, progress, resume):
                 window.update(sums={}, counts={}, updates=0, successes=[], returns=[])
             t_last, steps_since = now, 0
         if eval_every and (step % eval_every == 0 or step == total):
+            video_dir = run_dir / "videos" if run_cfg.get("video") and step == total else None
             result = evaluate(env_name, _Policy(agent), episodes_per_task=run_cfg["eval_episodes"], seed=seed,
-                              progress=False, max_episode_steps=run_cfg.get("max_episode_steps"))
+                              progress=False, max_episode_steps=run_cfg.get("max_episode_steps"),
+                              video_dir=video_dir, video_name=f"{env_name}-step{step}")
             evals.write({"step": step, "evaluation/success": result["overall_success"],
                          "evaluation/return": float(np.mean([t["return"] for t in result["tasks"]]))})
             atomic_write_json(run_dir / "eval" / f"step_{step:08d}.json", result)

@@ -1,5 +1,5 @@
-"""Online fine-tuning (`autodidact finetune`): RLPD and ExPLORe on a tiny sparse-reward point task
-(tests/pointenv.py), the run directory, bit-identical resume with the replay buffer, user errors."""
+"""Online fine-tuning (`autodidact finetune`): RLPD, ExPLORe and SUPE on a tiny sparse-reward point
+task (tests/pointenv.py), the run directory, bit-identical resume with the replay buffer, user errors."""
 
 import csv
 import json
@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 from autodidact import cli
 from autodidact.methods import FINETUNE_METHODS
 from autodidact.workflows import finetune
-from pointenv import POINT_TASK, point_task_prior, register_point_task
+from pointenv import POINT_TASK, point_play_dataset, point_task_prior, register_point_task, settings
 
 # Small networks and budgets: the point task needs no more, and the suite runs on 2 cores.
 SMALL = ("hidden_dims=64,64", "batch_size=64", "model_hidden_dims=64,64", "rnd_feature_dim=16")
@@ -20,7 +20,7 @@ SMALL = ("hidden_dims=64,64", "batch_size=64", "model_hidden_dims=64,64", "rnd_f
 
 def _settings(tmp_path, method="rlpd", prior=None, env_steps=300, out="run", overrides=(), **kw):
     register_point_task()
-    small = [o for o in SMALL if method == "explore" or not o.startswith(("model_", "rnd_"))]
+    small = [o for o in SMALL if method != "rlpd" or not o.startswith(("model_", "rnd_"))]
     return finetune.FinetuneSettings(env=POINT_TASK, method=method, out=str(tmp_path / out),
                                      prior=str(prior) if prior else None, env_steps=env_steps,
                                      overrides=tuple(small) + tuple(overrides), progress=False, **kw)
@@ -50,25 +50,41 @@ def test_prior_data_solves_the_task_sooner_than_scratch(tmp_path):
     assert prior_train >= scratch_train + 5, results
 
 
-@pytest.mark.parametrize("method", ["rlpd", "explore"])
+def _hilp_run(tmp_path):
+    """Tiny HILP skills pretrained on point play data (the point task's spaces)."""
+    from autodidact.workflows import train as trainer
+    data = point_play_dataset(tmp_path / "play.npz", episodes=5)
+    return trainer.new_run(settings("hilp", tmp_path, data, 30, out="hilp", overrides=(
+        "batch_size=32", "actor_hidden_dims=16", "value_hidden_dims=16,16", "skill_dim=4")), argv=["x"])
+
+
+@pytest.mark.parametrize("method", ["rlpd", "explore", "supe"])
 def test_resume_is_bit_identical_with_the_replay_buffer(tmp_path, method):
     """260 env steps straight, or 130 (ending mid-episode) then resumed to 260: the same weights,
-    optimizer state, replay buffer and metrics. Updates and ExPLORe's models start before 130."""
+    optimizer state, replay buffer and metrics. Updates and ExPLORe's models start before 130;
+    SUPE's skills run 4 env steps each, so its checkpoints fall at the first skill boundary past."""
+    from autodidact.workflows.checkpoint import latest_checkpoint
     torch.set_num_threads(1)
     prior = point_task_prior(tmp_path / "prior.npz", episodes=4)
     kw = dict(method=method, prior=prior, eval_every=130, eval_episodes=2, log_every=20, checkpoint_every=130,
               overrides=("start_training=40", "utd=2"), max_episode_steps=45)
+    if method == "supe":
+        kw.update(skills=str(_hilp_run(tmp_path)), overrides=kw["overrides"] + ("updates_per_step=2",))
     full = finetune.new_run(_settings(tmp_path, env_steps=260, out="full", **kw), argv=["x"])
     part = finetune.new_run(_settings(tmp_path, env_steps=130, out="part", **kw), argv=["x"])
-    state = json.loads((part / "checkpoints" / "step_00000130" / "state.json").read_text())
-    assert state["loop"]["episode_start"] < 130, "the checkpoint should fall inside an episode"
+    ckpt = latest_checkpoint(part / "checkpoints")
+    state = json.loads((ckpt / "state.json").read_text())
+    assert state["loop"]["episode_start"] < state["step"], "the checkpoint should fall inside an episode"
     finetune.resume_run(part, argv=["resume"], env_steps=260, progress=False)
+    ends = [latest_checkpoint(r / "checkpoints") for r in (full, part)]
+    assert ends[0].name == ends[1].name and int(ends[0].name.split("_")[1]) >= 260
     for name in ("model.safetensors", "optim.safetensors", "replay.safetensors"):
-        a, b = (load_file(r / "checkpoints" / "step_00000260" / name) for r in (full, part))
+        a, b = (load_file(end / name) for end in ends)
         assert a.keys() == b.keys(), name
         for k in a:
             assert torch.equal(a[k], b[k]), (name, k)
-    assert len(load_file(full / "checkpoints" / "step_00000260" / "replay.safetensors")["rewards"]) == 260
+    rows = len(load_file(ends[0] / "replay.safetensors")["rewards"])
+    assert rows == 260 if method != "supe" else 65 <= rows < 260
     for csv_name in ("metrics.csv", "episodes.csv", "eval.csv"):
         a, b = ([{k: v for k, v in row.items() if not k.startswith("time/")} for row in _rows(r / csv_name)]
                 for r in (full, part))
@@ -112,6 +128,7 @@ def test_run_directory_and_published_preset(tmp_path):
                                      overrides=("utd=1",)), argv=["a", "b c"])
     run_cfg = json.loads((run / "run.json").read_text())
     assert run_cfg["kind"] == "finetune" and run_cfg["env"] == POINT_TASK and run_cfg["prior"] is None
+    assert run_cfg["skills"] is None and run_cfg["action_dim"] == run_cfg["env_action_dim"] == 2
     # --published sets the paper's values; --set still wins.
     assert run_cfg["config"]["num_critics"] == 10 and run_cfg["config"]["start_training"] == 5000
     assert run_cfg["config"]["utd"] == 1
@@ -142,6 +159,17 @@ def test_user_errors_are_one_line(tmp_path, capsys):
     assert "utd" in line
     line = _one_line_error(capsys, "finetune", "--env", POINT_TASK, "--method", "explore", "--out", out)
     assert "--prior" in line
+    line = _one_line_error(capsys, "finetune", "--env", POINT_TASK, "--method", "supe", "--prior", str(bad),
+                           "--out", out)
+    assert "--skills" in line
+    line = _one_line_error(capsys, "finetune", "--env", POINT_TASK, "--method", "rlpd", "--skills", out, "--out", out)
+    assert "drop --skills" in line
+    from autodidact.workflows import train as trainer
+    gcbc = trainer.new_run(settings("gcbc", tmp_path, point_play_dataset(tmp_path / "play.npz", episodes=2), 2,
+                                    out="gcbc", overrides=("batch_size=8",)), argv=["x"])
+    line = _one_line_error(capsys, "finetune", "--env", POINT_TASK, "--method", "supe", "--skills", str(gcbc),
+                           "--prior", str(bad), "--out", out)
+    assert "needs a HILP run" in line and "gcbc" in line
     line = _one_line_error(capsys, "finetune", "--resume", out, "--method", "rlpd")
     assert not (tmp_path / "r").exists()
 
@@ -154,7 +182,8 @@ def test_help_explains_every_option(capsys):
     with pytest.raises(SystemExit):
         cli.main(["finetune", "--help"])
     text = capsys.readouterr().out
-    for flag in ("--env", "--method", "--prior", "--out", "--env-steps", "--resume", "--published", "--set"):
+    for flag in ("--env", "--method", "--prior", "--skills", "--out", "--env-steps", "--resume", "--published",
+                 "--set", "--video"):
         assert flag in text
     assert "published 20" in text and "published 10" in text
 

@@ -158,10 +158,13 @@ def build_parser():
                     "with the replay buffer), or continue a killed run exactly with --resume RUN_DIR.\n"
                     "Methods: rlpd (Ball et al. 2023: SAC, half of every batch from the prior data, LayerNorm\n"
                     "critic ensemble, several critic updates per env step; without --prior, the same learner\n"
-                    "from scratch) and explore (Li et al. 2023: RLPD whose prior data is labeled with a reward\n"
-                    "model plus an RND bonus). `autodidact methods --config rlpd` lists every setting.",
-        epilog="CPU defaults vs published (rlpd and explore):\n"
-               "  utd (critic updates per env step)   2    published 20\n"
+                    "from scratch), explore (Li et al. 2023: RLPD whose prior data is labeled with a reward\n"
+                    "model plus an RND bonus) and supe (Wilcoxson et al. 2025: ExPLORe one level up, a policy\n"
+                    "over the frozen skills of a HILP run, --skills, each run for skill_horizon env steps, the\n"
+                    "prior data labeled with HILP's skills). `autodidact methods --config rlpd` lists settings.",
+        epilog="CPU defaults vs published (rlpd, explore, supe):\n"
+               "  utd (critic updates per env step)   2    published 20 (supe: per update, 4 updates\n"
+               "                                           per 4-step skill, so also 20 per env step)\n"
                "  num_critics                         2    published 10\n"
                "  num_min_critics                     2    published 2 (explore: 1)\n"
                "  everything else (batch 256 = 128 prior + 128 online, 256x256 MLPs, lr 3e-4, discount 0.99,\n"
@@ -173,15 +176,21 @@ def build_parser():
                "  autodidact finetune --env pointmaze-medium-singletask-task1-v0 --method rlpd --out runs/scratch\n"
                "  autodidact finetune --env pointmaze-medium-singletask-task1-v0 --method explore \\\n"
                "      --prior data/pointmaze-medium-navigate-v0.npz --out runs/explore --env-steps 50000\n"
+               "  autodidact train --method hilp --dataset data/pointmaze-medium-navigate-v0.npz --out runs/hilp\n"
+               "  autodidact finetune --env pointmaze-medium-singletask-task1-v0 --method supe --skills runs/hilp \\\n"
+               "      --prior data/pointmaze-medium-navigate-v0.npz --out runs/supe --env-steps 50000\n"
                "  autodidact finetune --resume runs/explore --env-steps 100000")
     f.add_argument("--env", metavar="ENV",
                    help="OGBench single-task environment, e.g. pointmaze-medium-singletask-task1-v0 or "
                         "cube-single-singletask-task1-v0 (dataset-style names such as "
                         "pointmaze-medium-navigate-singletask-task1-v0 map to their env)")
-    f.add_argument("--method", help="rlpd or explore")
+    f.add_argument("--method", help="rlpd, explore or supe")
     f.add_argument("--prior", metavar="DATASET", default=None,
                    help="reward-free prior data (.npz with observations and actions of the env's shapes); "
                         "without it, learn from scratch")
+    f.add_argument("--skills", metavar="HILP_RUN", default=None,
+                   help="supe: a run of `autodidact train --method hilp` (on the prior data) whose skill policy "
+                        "the online high-level policy composes")
     f.add_argument("--out", help="run directory to create")
     f.add_argument("--resume", metavar="RUN_DIR", help="continue this run exactly from its newest checkpoint")
     f.add_argument("--env-steps", type=_pos_int, default=None, metavar="N",
@@ -468,7 +477,7 @@ def _train(args, argv):
 def _finetune(args, argv):
     if args.resume:
         _require_run_dir(args.resume)
-        extra = [f for f in ("env", "method", "prior", "out") if getattr(args, f)]
+        extra = [f for f in ("env", "method", "prior", "skills", "out") if getattr(args, f)]
         if extra or args.overrides or args.published:
             raise UserError("--resume continues a run with its saved settings; drop "
                             + ", ".join(f"--{f}" for f in extra + (["set"] if args.overrides else [])
@@ -484,7 +493,8 @@ def _finetune(args, argv):
         if missing:
             raise UserError(f"finetune needs {', '.join(missing)} (or --resume RUN_DIR)")
         s = finetune.FinetuneSettings(
-            env=args.env, method=args.method, out=args.out, prior=args.prior, env_steps=args.env_steps or 100_000,
+            env=args.env, method=args.method, out=args.out, prior=args.prior, skills=args.skills,
+            env_steps=args.env_steps or 100_000,
             eval_every=args.eval_every, eval_episodes=args.eval_episodes, seed=args.seed, log_every=args.log_every,
             checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep_checkpoints,
             published=args.published, overrides=tuple(args.overrides), max_episode_steps=args.max_episode_steps,

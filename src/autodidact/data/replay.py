@@ -55,6 +55,33 @@ class ReplayBuffer:
         return buf
 
 
+class PriorWindows:
+    """High-level transitions of a reward-free dataset: every window of `horizon` steps inside an
+    episode, (s_t, s_{t+horizon}), with `features[t]` and `features[t + horizon]` when `features`
+    (one row per observation, e.g. a representation phi) is set. Actions are not read: a
+    high-level method labels each window with a skill."""
+
+    def __init__(self, dataset, horizon):
+        self.dataset, self.horizon, self.features = dataset, int(horizon), None
+        idx = np.arange(len(dataset))
+        self.idxs = idx[dataset.episode_end_of(idx) >= idx + self.horizon]
+        if len(self.idxs) == 0:
+            raise DataError(dataset.path, "terminals", f"no episode is longer than {horizon} steps, the skill horizon")
+
+    def __len__(self):
+        return len(self.idxs)
+
+    def sample(self, rng, n):
+        idx = self.idxs[rng.integers(len(self.idxs), size=n)]
+        ds, nxt = self.dataset, idx + self.horizon
+        batch = {"observations": np.asarray(ds.observations[idx], np.float32),
+                 "rewards": np.zeros(n, np.float32), "masks": np.ones(n, np.float32),
+                 "next_observations": np.asarray(ds.observations[nxt], np.float32)}
+        if self.features is not None:
+            batch["features"], batch["next_features"] = self.features[idx], self.features[nxt]
+        return batch
+
+
 class PriorTransitions:
     """The transitions of a reward-free dataset (`data.dataset.Dataset` with actions): s, a, s'
     gathered by index, so the observations stay stored once (and memory-mapped where they are)."""

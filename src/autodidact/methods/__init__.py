@@ -16,11 +16,12 @@ from autodidact.methods.play_gcbc import PlayGCBC
 from autodidact.methods.play_lmp import PlayLMP
 from autodidact.methods.qrl import QRL
 from autodidact.methods.rlpd import RLPD
+from autodidact.methods.supe import SUPE
 
 METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (
     GCBC, GCIVL, GCIQL, QRL, CRL, HIQL, HILP, PlayLMP, PlayGCBC, BESO)}
 
-FINETUNE_METHODS = {cls.name: cls for cls in (RLPD, ExPLORe)}
+FINETUNE_METHODS = {cls.name: cls for cls in (RLPD, ExPLORe, SUPE)}
 
 
 def names():

@@ -88,9 +88,9 @@ class ExPLORe(RLPD):
         return loss, {"rnd/loss": loss.detach()}
 
     # ------------------------------------------------------------ per environment step
-    def observe(self, step, transition, sample_online):
+    def observe(self, steps_done, transition, sample_online):
         cfg = self.cfg
-        if step <= 2 * cfg.start_training:
+        if steps_done < 2 * cfg.start_training:
             return {}
         info = {}
         batch = sample_online(cfg.utd * cfg.batch_size)

@@ -76,6 +76,7 @@ class RLPD(nn.Module):
     reference: ClassVar[str] = "ikostrikov/rlpd"
     Config: ClassVar[type] = RLPDConfig
     needs_prior: ClassVar[bool] = False  # without prior data RLPD is its own from-scratch baseline
+    needs_skills: ClassVar[bool] = False  # acts in the environment's action space
     PUBLISHED: ClassVar[dict] = {"num_critics": 10, "num_min_critics": 2, "utd": 20, "batch_size": 256,
                                  "hidden_dims": (256, 256), "start_training": 5000}
     # What `update` and `observe` report, once training has started: the columns of metrics.csv.
@@ -96,6 +97,10 @@ class RLPD(nn.Module):
         self.actor_optimizer = adam(self.actor.parameters(), cfg.lr)
         self.critic_optimizer = adam(self.critic.parameters(), cfg.lr)
         self.temperature_optimizer = adam([self.log_alpha], cfg.lr)
+
+    def batches_per_step(self):
+        """Batches of `batch_size` that `update` reads per environment (or high-level) step."""
+        return self.cfg.utd
 
     def optimizers(self):
         return {"actor": self.actor_optimizer, "critic": self.critic_optimizer,
@@ -156,9 +161,10 @@ class RLPD(nn.Module):
         prior["masks"] = torch.ones_like(prior["masks"])
         return prior
 
-    def observe(self, step, transition, sample_online):
+    def observe(self, steps_done, transition, sample_online):
         """Learning that happens once per environment step besides `update` (ExPLORe's reward
-        model and RND); `sample_online(n)` draws n online transitions. RLPD has none."""
+        model and RND), `steps_done` env steps into the run; `sample_online(n)` draws n online
+        transitions. RLPD has none."""
         return {}
 
     @torch.no_grad()

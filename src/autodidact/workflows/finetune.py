@@ -34,13 +34,13 @@ from autodidact.core import config as cfglib
 from autodidact.core.errors import DataError, UserError
 from autodidact.core.io import atomic_write_json, write_error
 from autodidact.data.dataset import load as load_dataset
-from autodidact.data.replay import PriorTransitions, ReplayBuffer
+from autodidact.data.replay import PriorTransitions, PriorWindows, ReplayBuffer
 from autodidact.envs import env_name_for_dataset, make_env, seed_reset_sampling, single_task_id
 from autodidact.methods import get_finetune_method
 from autodidact.workflows.checkpoint import (latest_checkpoint, load_checkpoint, load_replay, prune_checkpoints,
                                              save_checkpoint)
 from autodidact.workflows.evaluate import evaluate
-from autodidact.workflows.runs import RUN_FORMAT_VERSION, read_run
+from autodidact.workflows.runs import RUN_FORMAT_VERSION, load_run, read_run
 from autodidact.workflows.runtime import denormals_flushed
 from autodidact.workflows.train import CsvLog, _append_command
 
@@ -53,6 +53,7 @@ class FinetuneSettings:
     method: str
     out: str
     prior: Optional[str] = None   # reward-free dataset .npz; None: from scratch
+    skills: Optional[str] = None  # a HILP run whose skills a high-level method (supe) composes
     env_steps: int = 100_000
     eval_every: int = 10_000
     eval_episodes: int = 10       # 0 disables evaluation
@@ -94,8 +95,9 @@ def resolve_env(name):
         env.close()
 
 
-def load_prior(path, env_name, obs_dim, action_dim):
-    """The prior dataset's transitions, checked against the environment's spaces."""
+def load_prior(path, env_name, obs_dim, action_dim, skill_horizon=None):
+    """The prior dataset's transitions (or windows of `skill_horizon` steps), checked against the
+    environment's spaces."""
     ds = load_dataset(path)
     if ds.obs_shape != (obs_dim,):
         raise DataError(path, "observations", f"shape {list(ds.obs_shape)} per step does not match environment "
@@ -103,7 +105,7 @@ def load_prior(path, env_name, obs_dim, action_dim):
     if ds.actions is not None and ds.action_dim != action_dim:
         raise DataError(path, "actions", f"shape {[ds.action_dim]} per step does not match environment "
                         f"'{env_name}', whose actions are {[action_dim]}")
-    return PriorTransitions(ds)
+    return PriorWindows(ds, skill_horizon) if skill_horizon else PriorTransitions(ds)
 
 
 def new_run(s: FinetuneSettings, argv=None):
@@ -117,21 +119,31 @@ def new_run(s: FinetuneSettings, argv=None):
     if cls.needs_prior and s.prior is None:
         raise UserError(f"method '{cls.name}' labels prior data with optimistic rewards; pass --prior DATASET "
                         "(or use rlpd to learn from scratch)")
-    env_name, obs_dim, action_dim = resolve_env(s.env)
+    if cls.needs_skills and s.skills is None:
+        raise UserError(f"method '{cls.name}' composes pretrained skills; pass --skills HILP_RUN "
+                        "(a run of `autodidact train --method hilp` on the prior data)")
+    if s.skills is not None and not cls.needs_skills:
+        raise UserError(f"method '{cls.name}' uses no skills; drop --skills (or use --method supe)")
+    env_name, obs_dim, env_action_dim = resolve_env(s.env)
     cfg = cfglib.apply_overrides(cls.Config(), cls.PUBLISHED if s.published else {})
     cfg = cfglib.apply_overrides(cfg, list(s.overrides))
+    # Validate before anything is written.
+    action_dim = env_action_dim
+    if cls.needs_skills:
+        action_dim = load_skills(s.skills, env_name, obs_dim, env_action_dim).cfg.skill_dim
     if s.prior is not None:
-        load_prior(s.prior, env_name, obs_dim, action_dim)  # validate before anything is written
+        load_prior(s.prior, env_name, obs_dim, env_action_dim, cfg.skill_horizon if cls.needs_skills else None)
     evaluating = bool(s.eval_every and s.eval_episodes)
     run_cfg = {
         "format_version": RUN_FORMAT_VERSION, "kind": "finetune", "method": cls.name, "env": env_name,
-        "prior": str(Path(s.prior).resolve()) if s.prior else None, "seed": s.seed, "env_steps": s.env_steps,
+        "prior": str(Path(s.prior).resolve()) if s.prior else None,
+        "skills": str(Path(s.skills).resolve()) if s.skills else None, "seed": s.seed, "env_steps": s.env_steps,
         "eval_every": s.eval_every, "eval_episodes": s.eval_episodes,
         "log_every": s.log_every or max(1, s.env_steps // 100),
         "checkpoint_every": s.checkpoint_every or (s.eval_every if evaluating else max(1, s.env_steps // 10)),
         "keep_checkpoints": s.keep_checkpoints, "published": s.published, "max_episode_steps": s.max_episode_steps,
         "video": s.video,
-        "obs_dim": obs_dim, "action_dim": action_dim, "config": {"type": cls.name, **cfglib.to_dict(cfg)},
+        "obs_dim": obs_dim, "action_dim": action_dim, "env_action_dim": env_action_dim, "config": {"type": cls.name, **cfglib.to_dict(cfg)},
     }
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -157,11 +169,27 @@ def resume_run(run_dir, argv=None, env_steps=None, progress=True):
 
 
 def build_agent(run_cfg):
-    """The run's method, built from its saved config and seeded."""
+    """The run's method, built from its saved config and seeded (with its frozen skills, if any)."""
     cls = get_finetune_method(run_cfg["method"])
     cfg = cfglib.from_dict(cls.Config, {k: v for k, v in run_cfg["config"].items() if k != "type"})
-    torch.manual_seed(run_cfg["seed"])
-    return cls(cfg, run_cfg["obs_dim"], run_cfg["action_dim"])
+    if not cls.needs_skills:
+        torch.manual_seed(run_cfg["seed"])
+        return cls(cfg, run_cfg["obs_dim"], run_cfg["action_dim"])
+    skills = load_skills(run_cfg["skills"], run_cfg["env"], run_cfg["obs_dim"], run_cfg["env_action_dim"])
+    torch.manual_seed(run_cfg["seed"])  # after loading the skills, which seeds too
+    return cls(cfg, run_cfg["obs_dim"], run_cfg["action_dim"], skills=skills)
+
+
+def load_skills(run_dir, env_name, obs_dim, action_dim):
+    """The frozen HILP method of a pretrained run, checked against the environment's spaces."""
+    _, method, _, _ = load_run(run_dir)
+    if method.name != "hilp":
+        raise UserError(f"{run_dir}: --skills needs a HILP run (autodidact train --method hilp), "
+                        f"this one trained '{method.name}'")
+    if tuple(method.obs_shape) != (obs_dim,) or method.action_dim != action_dim:
+        raise UserError(f"{run_dir}: its HILP skills read observations {list(method.obs_shape)} and act in "
+                        f"{[method.action_dim]}; environment '{env_name}' has {[obs_dim]} and {[action_dim]}")
+    return method.eval().requires_grad_(False)
 
 
 def episode_seed(seed, episode):
@@ -176,15 +204,62 @@ def _reset(env, seed):
     return observation
 
 
-class _Policy:
-    """The evaluator's view of an agent: deterministic actions, goals ignored (the task is the env's)."""
+class SkillEnv:
+    """The environment one level up: an action is a high-level action of `agent` (SUPE), run by its
+    frozen skill policy for `horizon` env steps, or until the episode ends. Rewards are summed;
+    `info['env_steps']` says how many steps it took."""
 
-    def __init__(self, agent):
-        self.agent = agent
+    def __init__(self, env, agent, horizon):
+        self.env, self.agent, self.horizon = env, agent, horizon
+        self.unwrapped, self.observation = env.unwrapped, None
+
+    def reset(self, **kwargs):
+        self.observation, info = self.env.reset(**kwargs)
+        return self.observation, info
+
+    def step(self, action):
+        high = torch.as_tensor(np.asarray(action)[None], dtype=torch.float32)
+        total = 0.0
+        for n in range(1, self.horizon + 1):
+            obs = torch.as_tensor(np.asarray(self.observation)[None], dtype=torch.float32)
+            low = self.agent.act_low(obs, high)[0].clamp(-1, 1).numpy()
+            self.observation, reward, terminated, truncated, info = self.env.step(low)
+            total += float(reward)
+            if terminated or truncated:
+                break
+        return self.observation, total, terminated, truncated, {**info, "env_steps": n}
+
+    def close(self):
+        self.env.close()
+
+
+class _Policy:
+    """The evaluator's view of an agent: deterministic actions, goals ignored (the task is the env's).
+    With skills, each row holds its high-level action for `horizon` steps from its episode's start."""
+
+    def __init__(self, agent, horizon=1):
+        self.agent, self.horizon = agent, horizon
+        self.t, self.high = None, None
+
+    def reset(self, mask):
+        mask = np.asarray(mask, bool)
+        if self.t is None or len(self.t) != len(mask):
+            self.t, self.high = np.zeros(len(mask), np.int64), None
+        self.t[mask] = 0
 
     def act(self, observations, goals):
         obs = torch.as_tensor(np.asarray(observations), dtype=torch.float32)
-        return self.agent.act(obs, temperature=0.0).clamp(-1, 1).numpy()
+        if self.horizon == 1 and not self.agent.needs_skills:
+            return self.agent.act(obs, temperature=0.0).clamp(-1, 1).numpy()
+        if self.t is None or len(self.t) != len(obs):
+            self.t = np.zeros(len(obs), np.int64)
+        if self.high is None or len(self.high) != len(obs):
+            self.high = torch.zeros(len(obs), self.agent.action_dim)
+        new = torch.from_numpy(self.t % self.horizon == 0)
+        if new.any():
+            self.high[new] = self.agent.act(obs[new], temperature=0.0)
+        self.t += 1
+        return self.agent.act_low(obs, self.high).clamp(-1, 1).numpy()
 
 
 def _tensors(batch):
@@ -197,18 +272,35 @@ def _accumulate(window, info):
         window["counts"][k] = window["counts"].get(k, 0) + 1
 
 
+def _make_prior(run_cfg, agent):
+    if not run_cfg.get("prior"):
+        return None
+    prior = load_prior(run_cfg["prior"], run_cfg["env"], run_cfg["obs_dim"], run_cfg["env_action_dim"],
+                       skill_horizon=agent.cfg.skill_horizon if agent.needs_skills else None)
+    if agent.needs_skills:
+        prior.features = _features(agent, prior.dataset.observations)
+    return prior
+
+
+def _features(agent, observations, chunk=8192):
+    """The skills' phi of every prior observation, once: skill labels of windows are differences."""
+    return torch.cat([agent.skill_features(torch.as_tensor(np.asarray(observations[i:i + chunk]), dtype=torch.float32))
+                      for i in range(0, len(observations), chunk)]).numpy()
+
+
 def _finetune(run_dir, run_cfg, progress, resume):
     env_name, seed, total = run_cfg["env"], run_cfg["seed"], run_cfg["env_steps"]
     env_kwargs = {"max_episode_steps": run_cfg["max_episode_steps"]} if run_cfg.get("max_episode_steps") else {}
     agent = build_agent(run_cfg)
     cfg = agent.cfg
-    prior = load_prior(run_cfg["prior"], env_name, run_cfg["obs_dim"], run_cfg["action_dim"]) \
-        if run_cfg.get("prior") else None
+    horizon = cfg.skill_horizon if agent.needs_skills else 1
+    prior = _make_prior(run_cfg, agent)
     n_prior = int(round(cfg.batch_size * cfg.prior_ratio)) if prior is not None else 0
     rng = np.random.default_rng(seed)
-    # The loop's state between steps, all of it in every checkpoint.
-    loop = {"step": 0, "episode": 0, "episode_start": 0, "episode_return": 0.0,
-            "window": {"sums": {}, "counts": {}, "updates": 0, "successes": [], "returns": []}}
+    # The loop's state between steps, all of it in every checkpoint. `step` counts env steps;
+    # `episode_row` is the replay-buffer row where the episode under way starts.
+    loop = {"step": 0, "episode": 0, "episode_start": 0, "episode_row": 0, "episode_return": 0.0,
+            "final_rows": [], "window": {"sums": {}, "counts": {}, "updates": 0, "successes": [], "returns": []}}
     buffer = ReplayBuffer(total, run_cfg["obs_dim"], run_cfg["action_dim"])
     if resume and (ckpt := latest_checkpoint(run_dir / "checkpoints")) is not None:
         state = load_checkpoint(ckpt, agent)
@@ -221,17 +313,21 @@ def _finetune(run_dir, run_cfg, progress, resume):
         return run_dir
 
     env = make_env(env_name, **env_kwargs)
+    if agent.needs_skills:
+        env = SkillEnv(env, agent, horizon)
     observation = _reset(env, episode_seed(seed, loop["episode"]))
-    observation = _replay_episode(env, observation, buffer, loop["episode_start"], start)
+    observation = _replay_episode(env, observation, buffer, loop["episode_row"], len(buffer))
 
     log_every, ckpt_every = run_cfg["log_every"], run_cfg["checkpoint_every"]
     eval_every = run_cfg["eval_every"] if run_cfg["eval_episodes"] else 0
-    # A run that ended off the logging (evaluation) grid wrote one last row there; resumed, the
-    # run logs that window at its grid step instead, as an uninterrupted run does.
+    # A run that ended between logging (evaluation) steps wrote one last row there; resumed, it
+    # drops that row and logs the window at the next logging step, as an uninterrupted run does.
     resume_step = start if resume else None
-    metrics = CsvLog(run_dir / "metrics.csv", resume_step, keep=lambda step: step % log_every == 0)
+    final_rows = {tuple(r) for r in loop["final_rows"]} if resume else set()
+    metrics = CsvLog(run_dir / "metrics.csv", resume_step, keep=lambda step: ("metrics", step) not in final_rows)
     episodes = CsvLog(run_dir / "episodes.csv", resume_step)
-    evals = CsvLog(run_dir / "eval.csv", resume_step, keep=lambda step: bool(eval_every) and step % eval_every == 0)
+    evals = CsvLog(run_dir / "eval.csv", resume_step, keep=lambda step: ("eval", step) not in final_rows)
+    loop["final_rows"] = []
     from tqdm import tqdm
     bar = tqdm(total=total, initial=start, desc=f"{run_cfg['method']} {env_name}", unit="env step",
                dynamic_ncols=True, disable=not progress, smoothing=0.05)
@@ -241,16 +337,21 @@ def _finetune(run_dir, run_cfg, progress, resume):
     def sample_online(n):
         return _tensors(buffer.sample(rng, n))
 
-    for step in range(start + 1, total + 1):
-        if step <= cfg.start_training:
+    def crossed(every, before, after):
+        return bool(every) and after // every > before // every
+
+    while loop["step"] < total:
+        before = loop["step"]  # env steps taken before this action
+        if before < cfg.start_training:
             action = rng.uniform(-1.0, 1.0, run_cfg["action_dim"]).astype(np.float32)
         else:
             action = agent.act(torch.as_tensor(observation[None], dtype=torch.float32))[0].numpy()
         next_observation, reward, terminated, truncated, info = env.step(action)
+        step = before + info.get("env_steps", 1)
         mask = 0.0 if terminated else 1.0
         buffer.add(observation, action, reward, mask, next_observation)
         loop["episode_return"] += float(reward)
-        if step > cfg.start_training:
+        if before >= cfg.start_training:
             batch = _batch(agent, rng, buffer, prior, n_prior)
             with denormals_flushed():
                 info_update = agent.update(batch)
@@ -260,7 +361,7 @@ def _finetune(run_dir, run_cfg, progress, resume):
                                "rewards": np.array([reward]), "masks": np.array([mask]),
                                "next_observations": next_observation[None]})
         with denormals_flushed():
-            _accumulate(window, agent.observe(step, transition, sample_online))
+            _accumulate(window, agent.observe(before, transition, sample_online))
         observation = next_observation
         if terminated or truncated:
             success = float(info.get("success", 0.0))
@@ -268,33 +369,38 @@ def _finetune(run_dir, run_cfg, progress, resume):
                             "length": step - loop["episode_start"], "success": success})
             window["successes"].append(success)
             window["returns"].append(loop["episode_return"])
-            loop.update(episode=loop["episode"] + 1, episode_start=step, episode_return=0.0)
+            loop.update(episode=loop["episode"] + 1, episode_start=step, episode_row=len(buffer), episode_return=0.0)
             observation = _reset(env, episode_seed(seed, loop["episode"]))
         loop["step"] = step
-        steps_since += 1
-        bar.update(1)
-        if step % log_every == 0 or step == total:
+        steps_since += step - before
+        bar.update(step - before)
+        last = step >= total
+        if crossed(log_every, before, step) or last:
             now = time.perf_counter()
             elapsed = max(now - t_last, 1e-9)
             row = _metrics_row(step, window, agent)
             row["time/env_steps_per_s"] = steps_since / elapsed
-            row["time/critic_updates_per_s"] = window["updates"] * cfg.utd / elapsed
+            row["time/critic_updates_per_s"] = window["updates"] * agent.batches_per_step() / elapsed
             metrics.write(row)
             if window["successes"]:
                 bar.set_postfix({"success": f"{row['episode/success']:.2f}"}, refresh=False)
-            if step % log_every == 0:  # else the run ends here, and a resumed run continues the window
+            if crossed(log_every, before, step):  # else the run ends here, and a resumed run continues the window
                 window.update(sums={}, counts={}, updates=0, successes=[], returns=[])
+            else:
+                loop["final_rows"].append(("metrics", step))
             t_last, steps_since = now, 0
-        if eval_every and (step % eval_every == 0 or step == total):
-            video_dir = run_dir / "videos" if run_cfg.get("video") and step == total else None
-            result = evaluate(env_name, _Policy(agent), episodes_per_task=run_cfg["eval_episodes"], seed=seed,
-                              progress=False, max_episode_steps=run_cfg.get("max_episode_steps"),
+        if eval_every and (crossed(eval_every, before, step) or last):
+            video_dir = run_dir / "videos" if run_cfg.get("video") and last else None
+            result = evaluate(env_name, _Policy(agent, horizon), episodes_per_task=run_cfg["eval_episodes"],
+                              seed=seed, progress=False, max_episode_steps=run_cfg.get("max_episode_steps"),
                               video_dir=video_dir, video_name=f"{env_name}-step{step}")
             evals.write({"step": step, "evaluation/success": result["overall_success"],
                          "evaluation/return": float(np.mean([t["return"] for t in result["tasks"]]))})
             atomic_write_json(run_dir / "eval" / f"step_{step:08d}.json", result)
             bar.write(f"env step {step}: success {result['overall_success']:.3f}")
-        if step % ckpt_every == 0 or step == total:
+            if not crossed(eval_every, before, step):
+                loop["final_rows"].append(("eval", step))
+        if crossed(ckpt_every, before, step) or last:
             save_checkpoint(run_dir / "checkpoints", step, agent,
                             {"rng": rng.bit_generator.state, "loop": loop}, replay=buffer.arrays())
             prune_checkpoints(run_dir / "checkpoints", run_cfg["keep_checkpoints"])
@@ -307,7 +413,7 @@ def _batch(agent, rng, buffer, prior, n_prior):
     """`utd` consecutive batches of `batch_size`, each its first `n_prior` rows from the prior data
     (labeled by the method), the rest online: the reference's interleaving, slice by slice."""
     cfg = agent.cfg
-    utd, n_online = cfg.utd, cfg.batch_size - n_prior
+    utd, n_online = agent.batches_per_step(), cfg.batch_size - n_prior
     online = _tensors(buffer.sample(rng, utd * n_online))
     if not n_prior:
         return online
@@ -326,13 +432,13 @@ def _metrics_row(step, window, agent):
     return row
 
 
-def _replay_episode(env, observation, buffer, episode_start, step):
-    """Step a freshly reset env through the episode under way (its transitions in the buffer since
-    `episode_start`), so a resumed run continues from the very state it stopped in."""
+def _replay_episode(env, observation, buffer, first_row, end_row):
+    """Step a freshly reset env through the episode under way (its transitions in the buffer from
+    row `first_row`), so a resumed run continues from the very state it stopped in."""
     data = buffer.data
-    for i in range(episode_start, step):
+    for i in range(first_row, end_row):
         if not np.array_equal(np.asarray(observation, np.float32), data["observations"][i]):
-            raise UserError(f"environment did not replay the interrupted episode (env step {i + 1}); "
+            raise UserError(f"environment did not replay the interrupted episode (transition {i}); "
                             "it is not deterministic given its seed and actions, so this run cannot resume exactly")
         observation, *_ = env.step(data["actions"][i])
     return observation

@@ -209,3 +209,23 @@ def test_pointmaze_with_prior_and_video(tmp_path, capsys):
     line = _one_line_error(capsys, "finetune", "--env", "cube-single-singletask-task1-v0", "--method", "rlpd",
                            "--prior", str(prior), "--out", str(tmp_path / "r2"))
     assert "[2]" in line and "[28]" in line and str(prior) in line
+
+
+@pytest.mark.slow
+def test_supe_with_pretrained_skills_solves_the_task_sooner_than_scratch(tmp_path):
+    """HILP skills pretrained on point play (they reach goals zero-shot), then SUPE on the point
+    task with the reward-free trips: it reaches the goal in training where scratch never does."""
+    from autodidact.workflows import train as trainer
+    torch.set_num_threads(1)
+    hilp = trainer.new_run(settings("hilp", tmp_path, point_play_dataset(tmp_path / "play.npz"), 500, out="hilp",
+                                    overrides=("batch_size=256", "actor_hidden_dims=64,64", "value_hidden_dims=64,64",
+                                               "skill_dim=8", "lr=1e-3")), argv=["x"])
+    prior = point_task_prior(tmp_path / "prior.npz")
+    common = dict(env_steps=750, eval_every=750, eval_episodes=10, log_every=250,
+                  overrides=("start_training=100", "utd=2", "init_temperature=0.1"))
+    supe = finetune.new_run(_settings(tmp_path, method="supe", prior=prior, skills=str(hilp), out="supe", **common),
+                            argv=["x"])
+    scratch = finetune.new_run(_settings(tmp_path, out="scratch", **common), argv=["x"])
+    successes = [sum(float(r["success"]) for r in _rows(run / "episodes.csv")) for run in (supe, scratch)]
+    final = float(_rows(supe / "eval.csv")[-1]["evaluation/success"])
+    assert successes[0] >= 3 and successes[1] == 0 and final >= 0.5, (successes, final)

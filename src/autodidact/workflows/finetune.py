@@ -5,6 +5,10 @@ far below an update at any UTD, so vectorized envs would not pay here). Per envi
 (uniformly random for the first `start_training` steps, then a policy sample), store the
 transition, then the method's `update` on `utd` batches of `batch_size`, each `prior_ratio` prior
 transitions (labeled by the method) and the rest online ones, as RLPD's `train_finetuning.py`.
+A method over skills (SUPE) acts one level up: `SkillEnv` runs each of its actions with the frozen
+skill policy for `skill_horizon` env steps, and the prior data comes as windows of that length.
+The loop counts env steps either way, and logs, evaluates and checkpoints at the first step at or
+past each multiple of its interval.
 
 Run directory: as `train`'s (runs.py), with `kind: finetune` in run.json, and
   metrics.csv   per `log_every` env steps: losses (means), episodes finished, their success and

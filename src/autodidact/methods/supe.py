@@ -9,7 +9,8 @@ supplies the skills: its policy pi(a | s, z) executes a skill z (a unit vector i
   z = normalize(arctanh(a)), and its transition (s_t, a, sum of the H rewards, s_{t+H});
 - the prior data becomes high-level transitions too: every window of H steps inside an episode,
   labeled with the skill that HILP reads off it, z = normalize(phi(s_{t+H}) - phi(s_t)), stored as
-  a = tanh(z) (the reference's tanh converter), and with ExPLORe's optimistic reward and mask
+  a = tanh(z), which `skill_of_action` maps back to z (the reference converts with a "tanh
+  converter" whose code was not available to check), and with ExPLORe's optimistic reward and mask
   (reward model plus RND on (s, a), trained on the online high-level transitions).
 - each high-level step makes `updates_per_step` RLPD updates of `utd` critic steps each.
 

@@ -56,7 +56,8 @@ class RLPDConfig:
     critic_layer_norm: bool = opt(True, "LayerNorm in the critics (RLPD's key design choice)")
     start_training: int = opt(5000, "environment steps of uniformly random actions before the first update "
                                     "(published 5000)")
-    prior_reward: float = opt(0.0, "reward of every prior transition (reward-free data; 0 = issue 26's zero reward)")
+    prior_reward: float = opt(0.0, "rlpd: reward of every prior transition (reward-free data; 0 = issue 26's zero "
+                                   "reward); explore and supe learn theirs")
 
     def __post_init__(self):
         check_common(self)

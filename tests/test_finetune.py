@@ -3,6 +3,8 @@ task (tests/pointenv.py), the run directory, bit-identical resume with the repla
 
 import csv
 import json
+import signal
+import time
 
 import numpy as np
 import pytest
@@ -12,6 +14,7 @@ from safetensors.torch import load_file
 from autodidact import cli
 from autodidact.methods import FINETUNE_METHODS
 from autodidact.workflows import finetune
+from clihelp import ForkedCLI
 from pointenv import POINT_TASK, point_play_dataset, point_task_prior, register_point_task, settings
 
 # Small networks and budgets: the point task needs no more, and the suite runs on 2 cores.
@@ -229,3 +232,42 @@ def test_supe_with_pretrained_skills_solves_the_task_sooner_than_scratch(tmp_pat
     successes = [sum(float(r["success"]) for r in _rows(run / "episodes.csv")) for run in (supe, scratch)]
     final = float(_rows(supe / "eval.csv")[-1]["evaluation/success"])
     assert successes[0] >= 3 and successes[1] == 0 and final >= 0.5, (successes, final)
+
+
+def test_sigkill_then_resume_is_bit_identical(tmp_path):
+    """An ExPLORe run on pointmaze killed (SIGKILL) mid-way and resumed ends with the same weights,
+    optimizers, replay buffer and logs as one never stopped (forked CLI processes, one thread)."""
+    prior = point_task_prior(tmp_path / "prior.npz", episodes=4)  # pointmaze's spaces: 2-D states and actions
+    common = ["--env", "pointmaze-medium-singletask-task1-v0", "--method", "explore", "--prior", str(prior),
+              "--env-steps", "240", "--eval-episodes", "0", "--checkpoint-every", "20", "--log-every", "20",
+              "--max-episode-steps", "70", "--no-progress", "--set", "start_training=30",
+              *[a for o in SMALL for a in ("--set", o)]]
+    ref = ForkedCLI(tmp_path, "finetune", *common, "--out", str(tmp_path / "ref"))
+    ref.communicate(timeout=300)
+    assert ref.returncode == 0, ref.stderr
+
+    victim_dir = tmp_path / "victim"
+    victim = ForkedCLI(tmp_path, "finetune", *common, "--out", str(victim_dir))
+    latest = victim_dir / "checkpoints" / "latest.json"
+    deadline = time.time() + 120
+    while time.time() < deadline and victim.poll() is None:
+        if latest.exists() and json.loads(latest.read_text())["step"] >= 60:
+            break
+        time.sleep(0.01)
+    assert victim.poll() is None, "run finished before it could be killed; make it longer"
+    victim.send_signal(signal.SIGKILL)
+    victim.communicate(timeout=60)
+    assert victim.returncode == -signal.SIGKILL
+    assert json.loads(latest.read_text())["step"] < 240
+
+    resumed = ForkedCLI(tmp_path, "finetune", "--resume", str(victim_dir), "--no-progress")
+    resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    for name in ("model.safetensors", "optim.safetensors", "replay.safetensors"):
+        a, b = (load_file(r / "checkpoints" / "step_00000240" / name) for r in (tmp_path / "ref", victim_dir))
+        for k in a:
+            assert torch.equal(a[k], b[k]), (name, k)
+    for csv_name in ("metrics.csv", "episodes.csv"):
+        a, b = ([{k: v for k, v in row.items() if not k.startswith("time/")} for row in _rows(r / csv_name)]
+                for r in (tmp_path / "ref", victim_dir))
+        assert a == b and a, csv_name

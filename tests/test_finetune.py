@@ -53,6 +53,26 @@ def test_prior_data_solves_the_task_sooner_than_scratch(tmp_path):
     assert prior_train >= scratch_train + 5, results
 
 
+def test_a_prompted_pretrained_policy_as_init_succeeds_where_scratch_does_not(tmp_path):
+    """GCBC pretrained on unlabeled point play, prompted with the task's goal, starts the online
+    learner (`--init`): it reaches the goal while it acts in the first steps, is distilled into the
+    actor, and at 300 env steps the learner succeeds in evaluation; from scratch it does not."""
+    torch.set_num_threads(1)
+    gcbc = _gcbc_run(tmp_path)
+    common = dict(env_steps=300, eval_every=300, eval_episodes=10, log_every=100,
+                  overrides=("start_training=100", "utd=2"))
+    results = {}
+    for name, init in (("scratch", None), ("init", str(gcbc))):
+        run = finetune.new_run(_settings(tmp_path, out=name, init=init, **common), argv=["test"])
+        successes = [float(r["success"]) for r in _rows(run / "episodes.csv")]
+        results[name] = (sum(successes), float(_rows(run / "eval.csv")[-1]["evaluation/success"]))
+    run_cfg = json.loads((tmp_path / "init" / "run.json").read_text())
+    assert run_cfg["init"] == str(gcbc.resolve()) and np.allclose(run_cfg["init_goal"], [0.8, 0.8])
+    (scratch_train, scratch_eval), (init_train, init_eval) = results["scratch"], results["init"]
+    assert init_eval >= 0.8 and scratch_eval <= 0.2, results
+    assert init_train >= 2 and scratch_train == 0, results
+
+
 def _hilp_run(tmp_path):
     """Tiny HILP skills pretrained on point play data (the point task's spaces)."""
     from autodidact.workflows import train as trainer
@@ -61,11 +81,25 @@ def _hilp_run(tmp_path):
         "batch_size=32", "actor_hidden_dims=16", "value_hidden_dims=16,16", "skill_dim=4")), argv=["x"])
 
 
-@pytest.mark.parametrize("method", ["rlpd", "explore", "supe"])
+def _gcbc_run(tmp_path, steps=300, obs_dim=2):
+    """GCBC pretrained on point play: prompted with the point task's goal it reaches it."""
+    from autodidact.workflows import train as trainer
+    data = point_play_dataset(tmp_path / f"play{obs_dim}.npz")
+    if obs_dim != 2:
+        from autodidact.data.dataset import Dataset
+        ds = Dataset.load(data)
+        obs = np.concatenate([np.asarray(ds.observations)] + [np.asarray(ds.observations)[:, :1]] * (obs_dim - 2), 1)
+        Dataset(obs, np.asarray(ds.terminals), np.asarray(ds.actions)).save(data)
+    return trainer.new_run(settings("gcbc", tmp_path, data, steps, out=f"gcbc{obs_dim}", overrides=(
+        "batch_size=256", "actor_hidden_dims=64,64", "lr=1e-3")), argv=["x"])
+
+
+@pytest.mark.parametrize("method", ["rlpd", "explore", "supe", "rlpd-init"])
 def test_resume_is_bit_identical_with_the_replay_buffer(tmp_path, method):
     """260 env steps straight, or 130 (ending mid-episode) then resumed to 260: the same weights,
     optimizer state, replay buffer and metrics. Updates and ExPLORe's models start before 130;
-    SUPE's skills run 4 env steps each, so its checkpoints fall at the first skill boundary past."""
+    SUPE's skills run 4 env steps each, so its checkpoints fall at the first skill boundary past;
+    with --init the prompted GCBC run acts first and pulls the actor."""
     from autodidact.workflows.checkpoint import latest_checkpoint
     torch.set_num_threads(1)
     prior = point_task_prior(tmp_path / "prior.npz", episodes=4)
@@ -73,6 +107,8 @@ def test_resume_is_bit_identical_with_the_replay_buffer(tmp_path, method):
               overrides=("start_training=40", "utd=2"), max_episode_steps=45)
     if method == "supe":
         kw.update(skills=str(_hilp_run(tmp_path)), overrides=kw["overrides"] + ("updates_per_step=2",))
+    if method == "rlpd-init":
+        kw.update(method="rlpd", init=str(_gcbc_run(tmp_path, steps=20)))
     full = finetune.new_run(_settings(tmp_path, env_steps=260, out="full", **kw), argv=["x"])
     part = finetune.new_run(_settings(tmp_path, env_steps=130, out="part", **kw), argv=["x"])
     ckpt = latest_checkpoint(part / "checkpoints")
@@ -93,7 +129,9 @@ def test_resume_is_bit_identical_with_the_replay_buffer(tmp_path, method):
                 for r in (full, part))
         assert a == b and a, csv_name
     metrics = _rows(full / "metrics.csv")
-    assert all(k in metrics[0] for k in FINETUNE_METHODS[method].METRICS)
+    assert all(k in metrics[0] for k in FINETUNE_METHODS[kw["method"]].METRICS)
+    if method == "rlpd-init":
+        assert float(metrics[-1]["actor/bc_weight"]) > 0 and float(metrics[-1]["actor/bc_loss"]) >= 0
     assert float(metrics[-1]["time/env_steps_per_s"]) > 0 and float(metrics[-1]["time/critic_updates_per_s"]) > 0
     assert (part / "command.txt").read_text().splitlines() == ["x", "resume"]
 
@@ -173,6 +211,17 @@ def test_user_errors_are_one_line(tmp_path, capsys):
     line = _one_line_error(capsys, "finetune", "--env", POINT_TASK, "--method", "supe", "--skills", str(gcbc),
                            "--prior", str(bad), "--out", out)
     assert "needs a HILP run" in line and "gcbc" in line
+    line = _one_line_error(capsys, "finetune", "--env", POINT_TASK, "--method", "supe", "--skills", str(gcbc),
+                           "--init", str(gcbc), "--prior", str(bad), "--out", out)
+    assert "--init" in line and "rlpd or explore" in line
+    gcbc3 = _gcbc_run(tmp_path, steps=2, obs_dim=3)
+    line = _one_line_error(capsys, "finetune", "--env", POINT_TASK, "--method", "rlpd", "--init", str(gcbc3),
+                           "--out", out)
+    assert str(gcbc3) in line and "[3]" in line and "[2]" in line
+    ft = finetune.new_run(_settings(tmp_path, env_steps=5, eval_episodes=0, out="ft"), argv=["x"])
+    line = _one_line_error(capsys, "finetune", "--env", POINT_TASK, "--method", "rlpd", "--init", str(ft),
+                           "--out", out)
+    assert "fine-tuning run" in line and "autodidact train" in line
     line = _one_line_error(capsys, "finetune", "--resume", out, "--method", "rlpd")
     assert not (tmp_path / "r").exists()
 
@@ -185,7 +234,7 @@ def test_help_explains_every_option(capsys):
     with pytest.raises(SystemExit):
         cli.main(["finetune", "--help"])
     text = capsys.readouterr().out
-    for flag in ("--env", "--method", "--prior", "--skills", "--out", "--env-steps", "--resume", "--published",
+    for flag in ("--env", "--method", "--prior", "--skills", "--init", "--out", "--env-steps", "--resume", "--published",
                  "--set", "--video"):
         assert flag in text
     assert "published 20" in text and "published 10" in text

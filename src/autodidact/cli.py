@@ -179,6 +179,9 @@ def build_parser():
                "  autodidact train --method hilp --dataset data/pointmaze-medium-navigate-v0.npz --out runs/hilp\n"
                "  autodidact finetune --env pointmaze-medium-singletask-task1-v0 --method supe --skills runs/hilp \\\n"
                "      --prior data/pointmaze-medium-navigate-v0.npz --out runs/supe --env-steps 50000\n"
+               "  autodidact train --method gciql --dataset data/pointmaze-medium-navigate-v0.npz --out runs/gciql\n"
+               "  autodidact finetune --env pointmaze-medium-singletask-task1-v0 --method rlpd --init runs/gciql \\\n"
+               "      --prior data/pointmaze-medium-navigate-v0.npz --out runs/improved --env-steps 50000\n"
                "  autodidact finetune --resume runs/explore --env-steps 100000")
     f.add_argument("--env", metavar="ENV",
                    help="OGBench single-task environment, e.g. pointmaze-medium-singletask-task1-v0 or "
@@ -191,6 +194,10 @@ def build_parser():
     f.add_argument("--skills", metavar="HILP_RUN", default=None,
                    help="supe: a run of `autodidact train --method hilp` (on the prior data) whose skill policy "
                         "the online high-level policy composes")
+    f.add_argument("--init", metavar="RUN", default=None,
+                   help="rlpd, explore: start from a pretrained goal-conditioned run (autodidact train: gcbc, gciql, "
+                        "hiql, hilp, ...) prompted with the task's goal; it acts during the first start_training "
+                        "steps and the actor is pulled towards it, a pull that decays over init_bc_steps")
     f.add_argument("--out", help="run directory to create")
     f.add_argument("--resume", metavar="RUN_DIR", help="continue this run exactly from its newest checkpoint")
     f.add_argument("--env-steps", type=_pos_int, default=None, metavar="N",
@@ -477,7 +484,7 @@ def _train(args, argv):
 def _finetune(args, argv):
     if args.resume:
         _require_run_dir(args.resume)
-        extra = [f for f in ("env", "method", "prior", "skills", "out") if getattr(args, f)]
+        extra = [f for f in ("env", "method", "prior", "skills", "init", "out") if getattr(args, f)]
         if extra or args.overrides or args.published:
             raise UserError("--resume continues a run with its saved settings; drop "
                             + ", ".join(f"--{f}" for f in extra + (["set"] if args.overrides else [])
@@ -493,7 +500,7 @@ def _finetune(args, argv):
         if missing:
             raise UserError(f"finetune needs {', '.join(missing)} (or --resume RUN_DIR)")
         s = finetune.FinetuneSettings(
-            env=args.env, method=args.method, out=args.out, prior=args.prior, skills=args.skills,
+            env=args.env, method=args.method, out=args.out, prior=args.prior, skills=args.skills, init=args.init,
             env_steps=args.env_steps or 100_000,
             eval_every=args.eval_every, eval_episodes=args.eval_episodes, seed=args.seed, log_every=args.log_every,
             checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep_checkpoints,

@@ -52,8 +52,8 @@ class ExPLORe(RLPD):
     PUBLISHED: ClassVar[dict] = {**RLPD.PUBLISHED, "num_min_critics": 1, "backup_entropy": False}
     METRICS: ClassVar[tuple] = RLPD.METRICS + ("reward_model/loss", "mask_model/loss", "rnd/loss")
 
-    def __init__(self, cfg: ExPLOReConfig, obs_dim: int, action_dim: int):
-        super().__init__(cfg, obs_dim, action_dim)
+    def __init__(self, cfg: ExPLOReConfig, obs_dim: int, action_dim: int, behaviour=None):
+        super().__init__(cfg, obs_dim, action_dim, behaviour=behaviour)
         in_dim, hidden = obs_dim + action_dim, cfg.model_hidden_dims
         self.reward_model = MLP(in_dim, hidden, out_dim=1, activation="relu")
         self.mask_model = MLP(in_dim, hidden, out_dim=1, activation="relu")

@@ -20,6 +20,17 @@ Prior data is reward-free: every prior transition gets reward `prior_reward` (0 
 success reward, so unlabeled data reads as optimistic) and mask 1 (a prior episode's end is a time
 limit, not a terminal). `explore.py` replaces these labels with learned optimistic ones.
 
+Prompt-then-improve (`finetune --init RUN`, not in the paper): a pretrained goal-conditioned run,
+prompted with the task's goal, is the `behaviour` policy. It acts (plus Gaussian noise of std
+`init_noise`) for the first `start_training` steps instead of uniform random actions, so the buffer
+holds its successes; before the first RL update the actor is distilled into it (`init_distill_steps`
+steps of squared error on tanh(mean), on replay and prior states); and the actor loss keeps a pull
+towards it,
+    + w_t * max(mean |Q|, 1) * ||tanh(mean(s)) - a_behaviour(s)||^2,
+w_t = init_bc_weight falling linearly to 0 over `init_bc_steps` env steps: TD3+BC's Q-scaled
+behaviour cloning, strong while the critic is untrained (its first updates would otherwise drag the
+distilled actor anywhere) and gone once the critic knows the task.
+
 Published settings (`PUBLISHED`): 10 critics, min over 2, UTD 20, start_training 5000. The CPU
 defaults are smaller (see the config's fields): `autodidact finetune --published` restores them.
 Departures: the target ensemble is evaluated in full and the subset picked afterwards (the same
@@ -58,6 +69,14 @@ class RLPDConfig:
                                     "(published 5000)")
     prior_reward: float = opt(0.0, "rlpd: reward of every prior transition (reward-free data; 0 = issue 26's zero "
                                    "reward); explore and supe learn theirs")
+    init_distill_steps: int = opt(1000, "with --init: actor steps that distill the prompted pretrained policy into the "
+                                        "actor before its first RL update (on prior and online states)")
+    init_bc_weight: float = opt(10.0, "with --init: weight of the actor's pull towards the prompted pretrained policy, "
+                                     "times the batch's mean |Q| (at least 1)")
+    init_bc_steps: int = opt(10_000, "with --init: env steps after start_training over which that weight decays "
+                                     "linearly to 0")
+    init_noise: float = opt(0.1, "with --init: std of the Gaussian noise on the prompted policy's actions during "
+                                 "the first start_training steps (instead of uniform random actions)")
 
     def __post_init__(self):
         check_common(self)
@@ -68,6 +87,10 @@ class RLPDConfig:
         check(0.0 <= self.prior_ratio < 1.0, "prior_ratio", f"must be in [0, 1), got {self.prior_ratio}")
         check(self.init_temperature > 0, "init_temperature", f"must be > 0, got {self.init_temperature}")
         check(self.start_training >= 0, "start_training", f"must be >= 0, got {self.start_training}")
+        check(self.init_distill_steps >= 0, "init_distill_steps", f"must be >= 0, got {self.init_distill_steps}")
+        check(self.init_bc_weight >= 0, "init_bc_weight", f"must be >= 0, got {self.init_bc_weight}")
+        check(self.init_bc_steps >= 0, "init_bc_steps", f"must be >= 0, got {self.init_bc_steps}")
+        check(self.init_noise >= 0, "init_noise", f"must be >= 0, got {self.init_noise}")
 
 
 class RLPD(nn.Module):
@@ -84,9 +107,12 @@ class RLPD(nn.Module):
     METRICS: ClassVar[tuple] = ("critic/loss", "critic/q", "critic/reward", "actor/loss", "actor/entropy",
                                 "temperature/loss", "temperature/alpha")
 
-    def __init__(self, cfg: RLPDConfig, obs_dim: int, action_dim: int):
+    def __init__(self, cfg: RLPDConfig, obs_dim: int, action_dim: int, behaviour=None):
+        """`behaviour`: with `finetune --init`, the frozen prompted pretrained policy, observations
+        -> actions (not part of this module's state: the run names the run it comes from)."""
         super().__init__()
         self.cfg, self.obs_dim, self.action_dim = cfg, obs_dim, action_dim
+        object.__setattr__(self, "behaviour", behaviour)
         self.actor = GaussianActor(obs_dim, action_dim, cfg.hidden_dims, const_std=False, state_dependent_std=True,
                                    log_std_min=-20.0, log_std_max=2.0, tanh_squash=True, activation="relu",
                                    out_init_scale=1.0)
@@ -98,6 +124,33 @@ class RLPD(nn.Module):
         self.actor_optimizer = adam(self.actor.parameters(), cfg.lr)
         self.critic_optimizer = adam(self.critic.parameters(), cfg.lr)
         self.temperature_optimizer = adam([self.log_alpha], cfg.lr)
+
+    def metric_names(self):
+        """The columns of metrics.csv: what `update` and `observe` report once training has started."""
+        return self.METRICS + (("actor/distill_loss", "actor/bc_loss", "actor/bc_weight") if self.behaviour is not None else ())
+
+    def bc_weight(self, steps_done):
+        """The pull towards the behaviour policy `steps_done` env steps into the run: init_bc_weight
+        at start_training, falling linearly to 0 over init_bc_steps."""
+        cfg = self.cfg
+        if self.behaviour is None or not cfg.init_bc_steps:
+            return 0.0
+        return cfg.init_bc_weight * max(0.0, 1.0 - (steps_done - cfg.start_training) / cfg.init_bc_steps)
+
+    @torch.no_grad()
+    def explore(self, observations, noise):
+        """Actions of the first start_training steps with a behaviour policy: its actions plus
+        `noise` (standard normal, the loop's RNG) times init_noise, clipped to the action box."""
+        return (self.behaviour(observations) + self.cfg.init_noise * noise).clamp(-1.0, 1.0)
+
+    def distill(self, observations):
+        """One actor step towards the behaviour policy's actions on a batch of observations: the
+        squared error of the deterministic action (tanh of the mean)."""
+        with torch.no_grad():
+            target = self.behaviour(observations)
+        loss = (self.actor.mode(observations) - target).pow(2).sum(-1).mean()
+        _step(self.actor_optimizer, loss)
+        return {"actor/distill_loss": float(loss.detach())}
 
     def batches_per_step(self):
         """Batches of `batch_size` that `update` reads per environment (or high-level) step."""
@@ -126,11 +179,21 @@ class RLPD(nn.Module):
         return loss, {"critic/loss": loss.detach(), "critic/q": qs.detach().mean(),
                       "critic/reward": batch["rewards"].mean()}
 
-    def actor_loss(self, batch):
+    def actor_loss(self, batch, bc_weight=0.0):
         actions, log_prob = self.actor.sample_with_log_prob(batch["observations"])
         q = frozen(self.critic, torch.cat([batch["observations"], actions], -1)).squeeze(-1).mean(0)
         loss = (self.log_alpha.exp().detach() * log_prob - q).mean()
-        return loss, {"actor/loss": loss.detach(), "actor/entropy": -log_prob.detach().mean()}
+        info = {"actor/loss": loss.detach(), "actor/entropy": -log_prob.detach().mean()}
+        if self.behaviour is not None:
+            # TD3+BC's form: the squared error of the deterministic action from the behaviour
+            # policy's, scaled by the batch's mean |Q| so the weight means the same at any reward
+            # scale; the floor of 1 keeps the pull alive while an untrained critic's Q is near 0.
+            with torch.no_grad():
+                target = self.behaviour(batch["observations"])
+            bc = (self.actor.mode(batch["observations"]) - target).pow(2).sum(-1).mean()
+            loss = loss + bc_weight * q.detach().abs().mean().clamp_min(1.0) * bc
+            info.update({"actor/bc_loss": bc.detach(), "actor/bc_weight": torch.tensor(bc_weight)})
+        return loss, info
 
     def temperature_loss(self, entropy):
         alpha = self.log_alpha.exp()
@@ -138,9 +201,9 @@ class RLPD(nn.Module):
         return loss, {"temperature/loss": loss.detach(), "temperature/alpha": alpha.detach()}
 
     # ------------------------------------------------------------ one environment step's updates
-    def update(self, batch):
+    def update(self, batch, steps_done=0):
         """`utd` critic steps on consecutive slices of `batch` (utd * batch_size rows), then one
-        actor and one temperature step on the last slice."""
+        actor and one temperature step on the last slice; `steps_done` env steps into the run."""
         size = self.cfg.batch_size
         sums = {}
         for i in range(self.cfg.utd):
@@ -150,7 +213,7 @@ class RLPD(nn.Module):
             ema_update(self.target_critic, self.critic, self.cfg.tau)
             for k, v in info.items():
                 sums[k] = sums.get(k, 0.0) + float(v) / self.cfg.utd
-        loss, actor_info = self.actor_loss(mini)
+        loss, actor_info = self.actor_loss(mini, self.bc_weight(steps_done))
         _step(self.actor_optimizer, loss)
         loss, temp_info = self.temperature_loss(actor_info["actor/entropy"])
         _step(self.temperature_optimizer, loss)

@@ -72,11 +72,11 @@ class SUPE(ExPLORe):
     def batches_per_step(self):
         return self.cfg.utd * self.cfg.updates_per_step
 
-    def update(self, batch):
+    def update(self, batch, steps_done=0):
         size = self.cfg.utd * self.cfg.batch_size
         sums = {}
         for i in range(self.cfg.updates_per_step):
-            info = super().update({k: v[i * size:(i + 1) * size] for k, v in batch.items()})
+            info = super().update({k: v[i * size:(i + 1) * size] for k, v in batch.items()}, steps_done)
             for k, v in info.items():
                 sums[k] = sums.get(k, 0.0) + v / self.cfg.updates_per_step
         return sums

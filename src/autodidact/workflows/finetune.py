@@ -58,6 +58,7 @@ class FinetuneSettings:
     out: str
     prior: Optional[str] = None   # reward-free dataset .npz; None: from scratch
     skills: Optional[str] = None  # a HILP run whose skills a high-level method (supe) composes
+    init: Optional[str] = None    # a pretrained goal-conditioned run, prompted with the task's goal
     env_steps: int = 100_000
     eval_every: int = 10_000
     eval_episodes: int = 10       # 0 disables evaluation
@@ -128,6 +129,9 @@ def new_run(s: FinetuneSettings, argv=None):
                         "(a run of `autodidact train --method hilp` on the prior data)")
     if s.skills is not None and not cls.needs_skills:
         raise UserError(f"method '{cls.name}' uses no skills; drop --skills (or use --method supe)")
+    if s.init is not None and cls.needs_skills:
+        raise UserError(f"method '{cls.name}' acts with skills, and --init starts a policy over the environment's "
+                        "actions; use --init with rlpd or explore")
     env_name, obs_dim, env_action_dim = resolve_env(s.env)
     cfg = cfglib.apply_overrides(cls.Config(), cls.PUBLISHED if s.published else {})
     cfg = cfglib.apply_overrides(cfg, list(s.overrides))
@@ -137,11 +141,17 @@ def new_run(s: FinetuneSettings, argv=None):
         action_dim = load_skills(s.skills, env_name, obs_dim, env_action_dim).cfg.skill_dim
     if s.prior is not None:
         load_prior(s.prior, env_name, obs_dim, env_action_dim, cfg.skill_horizon if cls.needs_skills else None)
+    init_goal = None
+    if s.init is not None:
+        load_init(s.init, env_name, obs_dim, env_action_dim)
+        init_goal = task_goal(env_name, s.seed)
     evaluating = bool(s.eval_every and s.eval_episodes)
     run_cfg = {
         "format_version": RUN_FORMAT_VERSION, "kind": "finetune", "method": cls.name, "env": env_name,
         "prior": str(Path(s.prior).resolve()) if s.prior else None,
-        "skills": str(Path(s.skills).resolve()) if s.skills else None, "seed": s.seed, "env_steps": s.env_steps,
+        "skills": str(Path(s.skills).resolve()) if s.skills else None,
+        "init": str(Path(s.init).resolve()) if s.init else None, "init_goal": init_goal,
+        "seed": s.seed, "env_steps": s.env_steps,
         "eval_every": s.eval_every, "eval_episodes": s.eval_episodes,
         "log_every": s.log_every or max(1, s.env_steps // 100),
         "checkpoint_every": s.checkpoint_every or (s.eval_every if evaluating else max(1, s.env_steps // 10)),
@@ -177,8 +187,12 @@ def build_agent(run_cfg):
     cls = get_finetune_method(run_cfg["method"])
     cfg = cfglib.from_dict(cls.Config, {k: v for k, v in run_cfg["config"].items() if k != "type"})
     if not cls.needs_skills:
-        torch.manual_seed(run_cfg["seed"])
-        return cls(cfg, run_cfg["obs_dim"], run_cfg["action_dim"])
+        behaviour = None
+        if run_cfg.get("init"):
+            init = load_init(run_cfg["init"], run_cfg["env"], run_cfg["obs_dim"], run_cfg["env_action_dim"])
+            behaviour = PromptedPolicy(init, run_cfg["init_goal"])
+        torch.manual_seed(run_cfg["seed"])  # after loading the pretrained run, which seeds too
+        return cls(cfg, run_cfg["obs_dim"], run_cfg["action_dim"], behaviour=behaviour)
     skills = load_skills(run_cfg["skills"], run_cfg["env"], run_cfg["obs_dim"], run_cfg["env_action_dim"])
     torch.manual_seed(run_cfg["seed"])  # after loading the skills, which seeds too
     return cls(cfg, run_cfg["obs_dim"], run_cfg["action_dim"], skills=skills)
@@ -194,6 +208,50 @@ def load_skills(run_dir, env_name, obs_dim, action_dim):
         raise UserError(f"{run_dir}: its HILP skills read observations {list(method.obs_shape)} and act in "
                         f"{[method.action_dim]}; environment '{env_name}' has {[obs_dim]} and {[action_dim]}")
     return method.eval().requires_grad_(False)
+
+
+def load_init(run_dir, env_name, obs_dim, action_dim):
+    """The frozen method of a pretrained run that `--init` prompts with the task's goal, checked
+    against the environment's spaces."""
+    run_cfg = read_run(run_dir)
+    if run_cfg.get("kind") == "finetune":
+        raise UserError(f"{run_dir}: --init needs a run of `autodidact train` (pretrained on unlabeled data); "
+                        "this is a fine-tuning run")
+    _, method, _, _ = load_run(run_dir)
+    if "goal" not in method.prompts:
+        raise UserError(f"{run_dir}: its method '{method.name}' cannot be prompted with a goal; --init needs a "
+                        "goal-conditioned run (gcbc, gcivl, gciql, qrl, crl, hiql, hilp, ...)")
+    if tuple(method.obs_shape) != (obs_dim,) or method.action_dim != action_dim:
+        raise UserError(f"{run_dir}: its {method.name} policy reads observations {list(method.obs_shape)} and acts "
+                        f"in {[method.action_dim]}; environment '{env_name}' has {[obs_dim]} and {[action_dim]}")
+    return method.eval().requires_grad_(False)
+
+
+def task_goal(env_name, seed):
+    """The goal observation the single-task env gives at reset (`info['goal']`), as a list: what a
+    goal-conditioned policy is prompted with."""
+    env = make_env(env_name)
+    try:
+        _, info = env.reset(seed=episode_seed(seed, 0))
+    finally:
+        env.close()
+    goal = info.get("goal")
+    if goal is None:
+        raise UserError(f"environment '{env_name}' gives no goal observation at reset (info['goal']); "
+                        "--init cannot prompt a goal-conditioned policy with its task")
+    return np.asarray(goal, np.float32).tolist()
+
+
+class PromptedPolicy:
+    """A pretrained goal-conditioned method prompted with one fixed goal: observations -> its
+    deterministic actions, in the action box."""
+
+    def __init__(self, method, goal):
+        self.method, self.goal = method, torch.as_tensor(goal, dtype=torch.float32)
+
+    def __call__(self, observations):
+        goals = self.goal.expand(len(observations), -1)
+        return self.method.act(observations, goals, temperature=0.0).clamp(-1.0, 1.0)
 
 
 def episode_seed(seed, episode):
@@ -346,7 +404,10 @@ def _finetune(run_dir, run_cfg, progress, resume):
 
     while loop["step"] < total:
         before = loop["step"]  # env steps taken before this action
-        if before < cfg.start_training:
+        if before < cfg.start_training and agent.behaviour is not None:
+            noise = torch.as_tensor(rng.standard_normal((1, run_cfg["action_dim"])), dtype=torch.float32)
+            action = agent.explore(torch.as_tensor(observation[None], dtype=torch.float32), noise)[0].numpy()
+        elif before < cfg.start_training:
             action = rng.uniform(-1.0, 1.0, run_cfg["action_dim"]).astype(np.float32)
         else:
             action = agent.act(torch.as_tensor(observation[None], dtype=torch.float32))[0].numpy()
@@ -355,10 +416,14 @@ def _finetune(run_dir, run_cfg, progress, resume):
         mask = 0.0 if terminated else 1.0
         buffer.add(observation, action, reward, mask, next_observation)
         loop["episode_return"] += float(reward)
+        if before >= cfg.start_training and agent.behaviour is not None and not loop.get("distilled"):
+            with denormals_flushed():
+                _accumulate(window, {"actor/distill_loss": _distill(agent, rng, buffer, prior)})
+            loop["distilled"] = True
         if before >= cfg.start_training:
             batch = _batch(agent, rng, buffer, prior, n_prior)
             with denormals_flushed():
-                info_update = agent.update(batch)
+                info_update = agent.update(batch, steps_done=before)
             window["updates"] += 1
             _accumulate(window, info_update)
         transition = _tensors({"observations": observation[None], "actions": action[None],
@@ -427,11 +492,26 @@ def _batch(agent, rng, buffer, prior, n_prior):
             for k in online}
 
 
+def _distill(agent, rng, buffer, prior):
+    """`init_distill_steps` actor steps towards the prompted pretrained policy on batches of states
+    from the replay buffer (its rollouts so far) and the prior data, mixed as RL batches are. The
+    last step's loss is returned."""
+    cfg = agent.cfg
+    n_prior = int(round(cfg.batch_size * cfg.prior_ratio)) if prior is not None else 0
+    info = {"actor/distill_loss": math.nan}
+    for _ in range(cfg.init_distill_steps):
+        observations = [buffer.sample(rng, cfg.batch_size - n_prior)["observations"]]
+        if n_prior:
+            observations.append(prior.sample(rng, n_prior)["observations"])
+        info = agent.distill(torch.as_tensor(np.concatenate(observations), dtype=torch.float32))
+    return info["actor/distill_loss"]
+
+
 def _metrics_row(step, window, agent):
     row = {"step": step, "episode/count": len(window["successes"]),
            "episode/success": float(np.mean(window["successes"])) if window["successes"] else math.nan,
            "episode/return": float(np.mean(window["returns"])) if window["returns"] else math.nan}
-    for k in agent.METRICS:
+    for k in agent.metric_names():
         row[k] = window["sums"][k] / window["counts"][k] if k in window["sums"] else math.nan
     return row
 

@@ -16,10 +16,11 @@ from autodidact.methods.play_gcbc import PlayGCBC
 from autodidact.methods.play_lmp import PlayLMP
 from autodidact.methods.qrl import QRL
 from autodidact.methods.rlpd import RLPD
+from autodidact.methods.skill_vae import SkillVAE
 from autodidact.methods.supe import SUPE
 
 METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (
-    GCBC, GCIVL, GCIQL, QRL, CRL, HIQL, HILP, PlayLMP, PlayGCBC, BESO)}
+    GCBC, GCIVL, GCIQL, QRL, CRL, HIQL, HILP, PlayLMP, PlayGCBC, BESO, SkillVAE)}
 
 FINETUNE_METHODS = {cls.name: cls for cls in (RLPD, ExPLORe, SUPE)}
 

@@ -112,7 +112,7 @@ def new_run(s: TrainSettings, argv=None):
     run_cfg = {
         "format_version": RUN_FORMAT_VERSION, "method": cls.name, "dataset": str(dataset_path.resolve()),
         "env": env_name, "seed": s.seed, "steps": s.steps, "eval_every": s.eval_every,
-        "eval_episodes": s.eval_episodes if env_name else 0, "log_every": s.log_every or max(1, s.steps // 100),
+        "eval_episodes": s.eval_episodes if env_name and "goal" in cls.prompts else 0, "log_every": s.log_every or max(1, s.steps // 100),
         "checkpoint_every": s.checkpoint_every or (s.eval_every if s.eval_every and s.eval_episodes and env_name
                                                    else max(1, s.steps // 10)),
         "keep_checkpoints": s.keep_checkpoints, "preset": preset, "precision": s.precision,

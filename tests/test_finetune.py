@@ -94,7 +94,15 @@ def _gcbc_run(tmp_path, steps=300, obs_dim=2):
         "batch_size=256", "actor_hidden_dims=64,64", "lr=1e-3")), argv=["x"])
 
 
-@pytest.mark.parametrize("method", ["rlpd", "explore", "supe", "rlpd-init"])
+def _vae_run(tmp_path, steps=30, overrides=("batch_size=16", "decoder_hidden_dims=16", "prior_hidden_dims=16",
+                                              "recognizer_hidden=8", "skill_dim=4")):
+    """skill-vae skills pretrained on point play data (the point task's spaces)."""
+    from autodidact.workflows import train as trainer
+    data = point_play_dataset(tmp_path / "play-vae.npz", episodes=5)
+    return trainer.new_run(settings("skill-vae", tmp_path, data, steps, out="vae", overrides=overrides), argv=["x"])
+
+
+@pytest.mark.parametrize("method", ["rlpd", "explore", "supe", "rlpd-init", "supe-vae"])
 def test_resume_is_bit_identical_with_the_replay_buffer(tmp_path, method):
     """260 env steps straight, or 130 (ending mid-episode) then resumed to 260: the same weights,
     optimizer state, replay buffer and metrics. Updates and ExPLORe's models start before 130;
@@ -108,7 +116,10 @@ def test_resume_is_bit_identical_with_the_replay_buffer(tmp_path, method):
     if method == "supe":
         kw.update(skills=str(_hilp_run(tmp_path)), overrides=kw["overrides"] + ("updates_per_step=2",))
     if method == "rlpd-init":
-        kw.update(method="rlpd", init=str(_gcbc_run(tmp_path, steps=20)))
+        kw.update(method="rlpd", init=str(_gcbc_run(tmp_path, steps=20)),
+                  overrides=kw["overrides"] + ("init_distill_steps=100",))
+    if method == "supe-vae":
+        kw.update(method="supe", skills=str(_vae_run(tmp_path)), overrides=kw["overrides"] + ("updates_per_step=2",))
     full = finetune.new_run(_settings(tmp_path, env_steps=260, out="full", **kw), argv=["x"])
     part = finetune.new_run(_settings(tmp_path, env_steps=130, out="part", **kw), argv=["x"])
     ckpt = latest_checkpoint(part / "checkpoints")
@@ -123,7 +134,7 @@ def test_resume_is_bit_identical_with_the_replay_buffer(tmp_path, method):
         for k in a:
             assert torch.equal(a[k], b[k]), (name, k)
     rows = len(load_file(ends[0] / "replay.safetensors")["rewards"])
-    assert rows == 260 if method != "supe" else 65 <= rows < 260
+    assert rows == 260 if not method.startswith("supe") else 65 <= rows < 260
     for csv_name in ("metrics.csv", "episodes.csv", "eval.csv"):
         a, b = ([{k: v for k, v in row.items() if not k.startswith("time/")} for row in _rows(r / csv_name)]
                 for r in (full, part))
@@ -210,7 +221,7 @@ def test_user_errors_are_one_line(tmp_path, capsys):
                                     out="gcbc", overrides=("batch_size=8",)), argv=["x"])
     line = _one_line_error(capsys, "finetune", "--env", POINT_TASK, "--method", "supe", "--skills", str(gcbc),
                            "--prior", str(bad), "--out", out)
-    assert "needs a HILP run" in line and "gcbc" in line
+    assert "needs a HILP or skill-vae run" in line and "gcbc" in line
     line = _one_line_error(capsys, "finetune", "--env", POINT_TASK, "--method", "supe", "--skills", str(gcbc),
                            "--init", str(gcbc), "--prior", str(bad), "--out", out)
     assert "--init" in line and "rlpd or explore" in line
@@ -224,6 +235,32 @@ def test_user_errors_are_one_line(tmp_path, capsys):
     assert "fine-tuning run" in line and "autodidact train" in line
     line = _one_line_error(capsys, "finetune", "--resume", out, "--method", "rlpd")
     assert not (tmp_path / "r").exists()
+
+
+def test_supe_takes_the_skill_horizon_of_a_skill_vae_run(tmp_path, capsys):
+    """VAE skills are chunks of the horizon they were trained on: SUPE runs them for that many env
+    steps, and a different --set skill_horizon fails in one line."""
+    register_point_task()
+    vae = _vae_run(tmp_path, steps=2, overrides=("batch_size=8", "decoder_hidden_dims=8", "prior_hidden_dims=8",
+                                                 "recognizer_hidden=4", "skill_dim=3", "skill_horizon=6"))
+    prior = point_task_prior(tmp_path / "prior.npz", episodes=2)
+    run = finetune.new_run(_settings(tmp_path, method="supe", prior=prior, skills=str(vae), env_steps=12,
+                                     eval_episodes=0, overrides=("start_training=6",)), argv=["x"])
+    run_cfg = json.loads((run / "run.json").read_text())
+    assert run_cfg["config"]["skill_horizon"] == 6 and run_cfg["action_dim"] == 3
+    replay = load_file(run / "checkpoints" / "step_00000012" / "replay.safetensors")
+    assert len(replay["rewards"]) == 2  # two 6-step skills
+    line = _one_line_error(capsys, "finetune", "--env", POINT_TASK, "--method", "supe", "--skills", str(vae),
+                           "--prior", str(prior), "--out", str(tmp_path / "r"), "--set", "skill_horizon=4")
+    assert "6-step chunks" in line and "skill_horizon=4" in line
+    noact = tmp_path / "noact.npz"
+    from autodidact.data.dataset import Dataset
+    ds = Dataset.load(prior)
+    Dataset(np.asarray(ds.observations), np.asarray(ds.terminals)).save(noact)
+    line = _one_line_error(capsys, "finetune", "--env", POINT_TASK, "--method", "supe", "--skills", str(vae),
+                           "--prior", str(noact), "--out", str(tmp_path / "r2"))
+    assert str(noact) in line and "'actions'" in line
+    assert not (tmp_path / "r2").exists()
 
 
 def test_help_explains_every_option(capsys):
@@ -276,6 +313,25 @@ def test_supe_with_pretrained_skills_solves_the_task_sooner_than_scratch(tmp_pat
     common = dict(env_steps=750, eval_every=750, eval_episodes=10, log_every=250,
                   overrides=("start_training=100", "utd=2", "init_temperature=0.1"))
     supe = finetune.new_run(_settings(tmp_path, method="supe", prior=prior, skills=str(hilp), out="supe", **common),
+                            argv=["x"])
+    scratch = finetune.new_run(_settings(tmp_path, out="scratch", **common), argv=["x"])
+    successes = [sum(float(r["success"]) for r in _rows(run / "episodes.csv")) for run in (supe, scratch)]
+    final = float(_rows(supe / "eval.csv")[-1]["evaluation/success"])
+    assert successes[0] >= 3 and successes[1] == 0 and final >= 0.5, (successes, final)
+
+
+@pytest.mark.slow
+def test_supe_with_vae_skills_solves_the_task_sooner_than_scratch(tmp_path):
+    """SUPE's main variant: skills from a trajectory VAE pretrained on point play, then SUPE with
+    the reward-free trips as prior data: it reaches the goal in training and evaluation where the
+    same budget from scratch never does."""
+    torch.set_num_threads(1)
+    vae = _vae_run(tmp_path, steps=400, overrides=("batch_size=128", "decoder_hidden_dims=64,64",
+                                                    "prior_hidden_dims=64,64", "recognizer_hidden=64", "lr=1e-3"))
+    prior = point_task_prior(tmp_path / "prior.npz")
+    common = dict(env_steps=750, eval_every=750, eval_episodes=10, log_every=250,
+                  overrides=("start_training=100", "utd=2", "init_temperature=0.1"))
+    supe = finetune.new_run(_settings(tmp_path, method="supe", prior=prior, skills=str(vae), out="supe", **common),
                             argv=["x"])
     scratch = finetune.new_run(_settings(tmp_path, out="scratch", **common), argv=["x"])
     successes = [sum(float(r["success"]) for r in _rows(run / "episodes.csv")) for run in (supe, scratch)]

@@ -160,8 +160,10 @@ def build_parser():
                     "critic ensemble, several critic updates per env step; without --prior, the same learner\n"
                     "from scratch), explore (Li et al. 2023: RLPD whose prior data is labeled with a reward\n"
                     "model plus an RND bonus) and supe (Wilcoxson et al. 2025: ExPLORe one level up, a policy\n"
-                    "over the frozen skills of a HILP run, --skills, each run for skill_horizon env steps, the\n"
-                    "prior data labeled with HILP's skills). `autodidact methods --config rlpd` lists settings.",
+                    "over the frozen skills of a skill-vae or HILP run, --skills, each run for skill_horizon env\n"
+                    "steps, the prior data labeled with those skills). --init RUN starts rlpd or explore from a\n"
+                    "pretrained goal-conditioned run prompted with the task's goal. `autodidact methods --config\n"
+                    "rlpd` lists settings.",
         epilog="CPU defaults vs published (rlpd, explore, supe):\n"
                "  utd (critic updates per env step)   2    published 20 (supe: per update, 4 updates\n"
                "                                           per 4-step skill, so also 20 per env step)\n"
@@ -176,8 +178,8 @@ def build_parser():
                "  autodidact finetune --env pointmaze-medium-singletask-task1-v0 --method rlpd --out runs/scratch\n"
                "  autodidact finetune --env pointmaze-medium-singletask-task1-v0 --method explore \\\n"
                "      --prior data/pointmaze-medium-navigate-v0.npz --out runs/explore --env-steps 50000\n"
-               "  autodidact train --method hilp --dataset data/pointmaze-medium-navigate-v0.npz --out runs/hilp\n"
-               "  autodidact finetune --env pointmaze-medium-singletask-task1-v0 --method supe --skills runs/hilp \\\n"
+               "  autodidact train --method skill-vae --dataset data/pointmaze-medium-navigate-v0.npz --out runs/vae\n"
+               "  autodidact finetune --env pointmaze-medium-singletask-task1-v0 --method supe --skills runs/vae \\\n"
                "      --prior data/pointmaze-medium-navigate-v0.npz --out runs/supe --env-steps 50000\n"
                "  autodidact train --method gciql --dataset data/pointmaze-medium-navigate-v0.npz --out runs/gciql\n"
                "  autodidact finetune --env pointmaze-medium-singletask-task1-v0 --method rlpd --init runs/gciql \\\n"
@@ -191,9 +193,9 @@ def build_parser():
     f.add_argument("--prior", metavar="DATASET", default=None,
                    help="reward-free prior data (.npz with observations and actions of the env's shapes); "
                         "without it, learn from scratch")
-    f.add_argument("--skills", metavar="HILP_RUN", default=None,
-                   help="supe: a run of `autodidact train --method hilp` (on the prior data) whose skill policy "
-                        "the online high-level policy composes")
+    f.add_argument("--skills", metavar="RUN", default=None,
+                   help="supe: a run of `autodidact train --method skill-vae` (SUPE's trajectory VAE) or "
+                        "`--method hilp` on the prior data, whose skill policy the online high-level policy composes")
     f.add_argument("--init", metavar="RUN", default=None,
                    help="rlpd, explore: start from a pretrained goal-conditioned run (autodidact train: gcbc, gciql, "
                         "hiql, hilp, ...) prompted with the task's goal; it acts during the first start_training "

@@ -57,12 +57,11 @@ class ReplayBuffer:
 
 class PriorWindows:
     """High-level transitions of a reward-free dataset: every window of `horizon` steps inside an
-    episode, (s_t, s_{t+horizon}), with `features[t]` and `features[t + horizon]` when `features`
-    (one row per observation, e.g. a representation phi) is set. Actions are not read: a
-    high-level method labels each window with a skill."""
+    episode, (s_t, s_{t+horizon}), with `skills[t]` when `skills` (one row per window start `t`,
+    the skill a high-level method reads off the window) is set."""
 
     def __init__(self, dataset, horizon):
-        self.dataset, self.horizon, self.features = dataset, int(horizon), None
+        self.dataset, self.horizon, self.skills = dataset, int(horizon), None
         idx = np.arange(len(dataset))
         self.idxs = idx[dataset.episode_end_of(idx) >= idx + self.horizon]
         if len(self.idxs) == 0:
@@ -71,14 +70,25 @@ class PriorWindows:
     def __len__(self):
         return len(self.idxs)
 
+    def windows(self, starts):
+        """Observations [n, horizon + 1, ...] and actions [n, horizon, ...] (None without actions)
+        of the windows starting at `starts`."""
+        ds = self.dataset
+        steps = np.asarray(starts)[:, None] + np.arange(self.horizon + 1)
+        observations = np.asarray(ds.observations[steps.reshape(-1)], np.float32).reshape(*steps.shape, -1)
+        actions = None
+        if ds.actions is not None:
+            actions = np.asarray(ds.actions[steps[:, :-1].reshape(-1)], np.float32).reshape(len(steps), self.horizon, -1)
+        return observations, actions
+
     def sample(self, rng, n):
         idx = self.idxs[rng.integers(len(self.idxs), size=n)]
         ds, nxt = self.dataset, idx + self.horizon
         batch = {"observations": np.asarray(ds.observations[idx], np.float32),
                  "rewards": np.zeros(n, np.float32), "masks": np.ones(n, np.float32),
                  "next_observations": np.asarray(ds.observations[nxt], np.float32)}
-        if self.features is not None:
-            batch["features"], batch["next_features"] = self.features[idx], self.features[nxt]
+        if self.skills is not None:
+            batch["skills"] = self.skills[idx]
         return batch
 
 

@@ -57,7 +57,7 @@ class FinetuneSettings:
     method: str
     out: str
     prior: Optional[str] = None   # reward-free dataset .npz; None: from scratch
-    skills: Optional[str] = None  # a HILP run whose skills a high-level method (supe) composes
+    skills: Optional[str] = None  # a skill-vae or HILP run whose skills a high-level method (supe) composes
     init: Optional[str] = None    # a pretrained goal-conditioned run, prompted with the task's goal
     env_steps: int = 100_000
     eval_every: int = 10_000
@@ -125,8 +125,8 @@ def new_run(s: FinetuneSettings, argv=None):
         raise UserError(f"method '{cls.name}' labels prior data with optimistic rewards; pass --prior DATASET "
                         "(or use rlpd to learn from scratch)")
     if cls.needs_skills and s.skills is None:
-        raise UserError(f"method '{cls.name}' composes pretrained skills; pass --skills HILP_RUN "
-                        "(a run of `autodidact train --method hilp` on the prior data)")
+        raise UserError(f"method '{cls.name}' composes pretrained skills; pass --skills RUN "
+                        "(a run of `autodidact train --method skill-vae` or `--method hilp` on the prior data)")
     if s.skills is not None and not cls.needs_skills:
         raise UserError(f"method '{cls.name}' uses no skills; drop --skills (or use --method supe)")
     if s.init is not None and cls.needs_skills:
@@ -138,9 +138,13 @@ def new_run(s: FinetuneSettings, argv=None):
     # Validate before anything is written.
     action_dim = env_action_dim
     if cls.needs_skills:
-        action_dim = load_skills(s.skills, env_name, obs_dim, env_action_dim).cfg.skill_dim
+        skills = load_skills(s.skills, env_name, obs_dim, env_action_dim)
+        action_dim = skills.cfg.skill_dim
+        cfg = _skill_horizon_of(skills, cfg, s)
     if s.prior is not None:
-        load_prior(s.prior, env_name, obs_dim, env_action_dim, cfg.skill_horizon if cls.needs_skills else None)
+        prior = load_prior(s.prior, env_name, obs_dim, env_action_dim, cfg.skill_horizon if cls.needs_skills else None)
+        if cls.needs_skills and skills.name == "skill-vae" and prior.dataset.actions is None:
+            raise _no_actions(prior.dataset.path)
     init_goal = None
     if s.init is not None:
         load_init(s.init, env_name, obs_dim, env_action_dim)
@@ -198,14 +202,26 @@ def build_agent(run_cfg):
     return cls(cfg, run_cfg["obs_dim"], run_cfg["action_dim"], skills=skills)
 
 
+def _skill_horizon_of(skills, cfg, s):
+    """SUPE's config with the skill horizon a skill-vae run was trained for: its skills are
+    chunks of that many steps. A different `--set skill_horizon` is refused."""
+    horizon = getattr(skills.cfg, "skill_horizon", None)
+    if horizon is None or horizon == cfg.skill_horizon:
+        return cfg
+    if any(o.split("=", 1)[0].strip() == "skill_horizon" for o in s.overrides):
+        raise UserError(f"{s.skills}: its skill-vae skills are {horizon}-step chunks; drop --set "
+                        f"skill_horizon={cfg.skill_horizon} (or train the skills with that horizon)")
+    return cfglib.apply_overrides(cfg, {"skill_horizon": horizon})
+
+
 def load_skills(run_dir, env_name, obs_dim, action_dim):
-    """The frozen HILP method of a pretrained run, checked against the environment's spaces."""
+    """The frozen HILP or skill-vae method of a pretrained run, checked against the environment's spaces."""
     _, method, _, _ = load_run(run_dir)
-    if method.name != "hilp":
-        raise UserError(f"{run_dir}: --skills needs a HILP run (autodidact train --method hilp), "
-                        f"this one trained '{method.name}'")
+    if method.name not in ("hilp", "skill-vae"):
+        raise UserError(f"{run_dir}: --skills needs a HILP or skill-vae run (autodidact train --method hilp or "
+                        f"--method skill-vae), this one trained '{method.name}'")
     if tuple(method.obs_shape) != (obs_dim,) or method.action_dim != action_dim:
-        raise UserError(f"{run_dir}: its HILP skills read observations {list(method.obs_shape)} and act in "
+        raise UserError(f"{run_dir}: its {method.name} skills read observations {list(method.obs_shape)} and act in "
                         f"{[method.action_dim]}; environment '{env_name}' has {[obs_dim]} and {[action_dim]}")
     return method.eval().requires_grad_(False)
 
@@ -340,14 +356,26 @@ def _make_prior(run_cfg, agent):
     prior = load_prior(run_cfg["prior"], run_cfg["env"], run_cfg["obs_dim"], run_cfg["env_action_dim"],
                        skill_horizon=agent.cfg.skill_horizon if agent.needs_skills else None)
     if agent.needs_skills:
-        prior.features = _features(agent, prior.dataset.observations)
+        prior.skills = _window_skills(agent, prior)
     return prior
 
 
-def _features(agent, observations, chunk=8192):
-    """The skills' phi of every prior observation, once: skill labels of windows are differences."""
-    return torch.cat([agent.skill_features(torch.as_tensor(np.asarray(observations[i:i + chunk]), dtype=torch.float32))
-                      for i in range(0, len(observations), chunk)]).numpy()
+def _no_actions(path):
+    return DataError(path, "actions", "missing; skill-vae skills label prior windows from their actions "
+                     "(HILP skills need none)")
+
+
+def _window_skills(agent, prior, chunk=8192):
+    """The skill of every prior window, once, as a row per window start (other rows 0)."""
+    if agent.vae_skills and prior.dataset.actions is None:
+        raise _no_actions(prior.dataset.path)
+    skills = np.zeros((len(prior.dataset), agent.action_dim), np.float32)
+    for i in range(0, len(prior.idxs), chunk):
+        starts = prior.idxs[i:i + chunk]
+        observations, actions = prior.windows(starts)
+        skills[starts] = agent.label_windows(torch.from_numpy(observations),
+                                             None if actions is None else torch.from_numpy(actions)).numpy()
+    return skills
 
 
 def _finetune(run_dir, run_cfg, progress, resume):

@@ -24,9 +24,9 @@ high-level step (20 critic updates per environment step), RLPD's 10 critics with
 2 critics and UTD 2 per update (2 critic updates per environment step, as `rlpd`'s defaults).
 Departures: the reward and mask models start at 2 x start_training, as the reference's antmaze
 runs (its other environments start them at start_training); the H rewards of a high-level step
-are summed undiscounted; the low-level policy acts deterministically (its mean); the paper's
-KL of the high-level policy towards the VAE's state prior is not used (the high-level actor is
-RLPD's tanh-Gaussian with its entropy bonus).
+are summed undiscounted; the low-level policy acts deterministically (its mean); the high-level
+actor is RLPD's tanh-Gaussian with its entropy bonus, without SPiRL's KL towards the VAE's state
+prior (whether the reference keeps it could not be checked).
 """
 
 from dataclasses import dataclass

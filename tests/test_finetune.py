@@ -122,6 +122,11 @@ def test_resume_is_bit_identical_with_the_replay_buffer(tmp_path, method):
         kw.update(method="supe", skills=str(_vae_run(tmp_path)), overrides=kw["overrides"] + ("updates_per_step=2",))
     full = finetune.new_run(_settings(tmp_path, env_steps=260, out="full", **kw), argv=["x"])
     part = finetune.new_run(_settings(tmp_path, env_steps=130, out="part", **kw), argv=["x"])
+    if method == "rlpd-init":
+        # The pretrained run trains on meanwhile; the fine-tuning run keeps the checkpoint it began with.
+        from autodidact.workflows import train as trainer
+        trainer.resume_run(kw["init"], argv=["more"], steps=22, progress=False)
+        assert json.loads((part / "run.json").read_text())["init_checkpoint"].endswith("step_00000020")
     ckpt = latest_checkpoint(part / "checkpoints")
     state = json.loads((ckpt / "state.json").read_text())
     assert state["loop"]["episode_start"] < state["step"], "the checkpoint should fall inside an episode"

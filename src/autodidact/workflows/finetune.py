@@ -138,23 +138,26 @@ def new_run(s: FinetuneSettings, argv=None):
     # Validate before anything is written.
     action_dim = env_action_dim
     if cls.needs_skills:
-        skills = load_skills(s.skills, env_name, obs_dim, env_action_dim)
+        skills, skills_ckpt = load_skills(s.skills, env_name, obs_dim, env_action_dim)
         action_dim = skills.cfg.skill_dim
         cfg = _skill_horizon_of(skills, cfg, s)
     if s.prior is not None:
         prior = load_prior(s.prior, env_name, obs_dim, env_action_dim, cfg.skill_horizon if cls.needs_skills else None)
         if cls.needs_skills and skills.name == "skill-vae" and prior.dataset.actions is None:
             raise _no_actions(prior.dataset.path)
-    init_goal = None
+    init_goal = init_ckpt = None
     if s.init is not None:
-        load_init(s.init, env_name, obs_dim, env_action_dim)
+        _, init_ckpt = load_init(s.init, env_name, obs_dim, env_action_dim)
         init_goal = task_goal(env_name, s.seed)
     evaluating = bool(s.eval_every and s.eval_episodes)
     run_cfg = {
         "format_version": RUN_FORMAT_VERSION, "kind": "finetune", "method": cls.name, "env": env_name,
         "prior": str(Path(s.prior).resolve()) if s.prior else None,
+        # The pretrained runs' checkpoints are pinned: one that trains on keeps the resume exact.
         "skills": str(Path(s.skills).resolve()) if s.skills else None,
-        "init": str(Path(s.init).resolve()) if s.init else None, "init_goal": init_goal,
+        "skills_checkpoint": str(skills_ckpt.resolve()) if s.skills else None,
+        "init": str(Path(s.init).resolve()) if s.init else None,
+        "init_checkpoint": str(init_ckpt.resolve()) if s.init else None, "init_goal": init_goal,
         "seed": s.seed, "env_steps": s.env_steps,
         "eval_every": s.eval_every, "eval_episodes": s.eval_episodes,
         "log_every": s.log_every or max(1, s.env_steps // 100),
@@ -193,11 +196,13 @@ def build_agent(run_cfg):
     if not cls.needs_skills:
         behaviour = None
         if run_cfg.get("init"):
-            init = load_init(run_cfg["init"], run_cfg["env"], run_cfg["obs_dim"], run_cfg["env_action_dim"])
+            init, _ = load_init(run_cfg["init"], run_cfg["env"], run_cfg["obs_dim"], run_cfg["env_action_dim"],
+                                run_cfg.get("init_checkpoint"))
             behaviour = PromptedPolicy(init, run_cfg["init_goal"])
         torch.manual_seed(run_cfg["seed"])  # after loading the pretrained run, which seeds too
         return cls(cfg, run_cfg["obs_dim"], run_cfg["action_dim"], behaviour=behaviour)
-    skills = load_skills(run_cfg["skills"], run_cfg["env"], run_cfg["obs_dim"], run_cfg["env_action_dim"])
+    skills, _ = load_skills(run_cfg["skills"], run_cfg["env"], run_cfg["obs_dim"], run_cfg["env_action_dim"],
+                            run_cfg.get("skills_checkpoint"))
     torch.manual_seed(run_cfg["seed"])  # after loading the skills, which seeds too
     return cls(cfg, run_cfg["obs_dim"], run_cfg["action_dim"], skills=skills)
 
@@ -214,33 +219,43 @@ def _skill_horizon_of(skills, cfg, s):
     return cfglib.apply_overrides(cfg, {"skill_horizon": horizon})
 
 
-def load_skills(run_dir, env_name, obs_dim, action_dim):
-    """The frozen HILP or skill-vae method of a pretrained run, checked against the environment's spaces."""
-    _, method, _, _ = load_run(run_dir)
+def _load_pretrained(run_dir, checkpoint):
+    """(method, checkpoint dir) of a pretrained run: its newest checkpoint, or the one named."""
+    if checkpoint is not None and not Path(checkpoint).is_dir():
+        raise UserError(f"{run_dir}: checkpoint {checkpoint}, which this fine-tuning run started from, is gone "
+                        "(pruned as that run trained on?); the run cannot continue exactly without it")
+    _, method, ckpt, _ = load_run(run_dir, checkpoint)
+    return method, ckpt
+
+
+def load_skills(run_dir, env_name, obs_dim, action_dim, checkpoint=None):
+    """(frozen HILP or skill-vae method, its checkpoint) of a pretrained run, checked against the
+    environment's spaces."""
+    method, ckpt = _load_pretrained(run_dir, checkpoint)
     if method.name not in ("hilp", "skill-vae"):
         raise UserError(f"{run_dir}: --skills needs a HILP or skill-vae run (autodidact train --method hilp or "
                         f"--method skill-vae), this one trained '{method.name}'")
     if tuple(method.obs_shape) != (obs_dim,) or method.action_dim != action_dim:
         raise UserError(f"{run_dir}: its {method.name} skills read observations {list(method.obs_shape)} and act in "
                         f"{[method.action_dim]}; environment '{env_name}' has {[obs_dim]} and {[action_dim]}")
-    return method.eval().requires_grad_(False)
+    return method.eval().requires_grad_(False), ckpt
 
 
-def load_init(run_dir, env_name, obs_dim, action_dim):
-    """The frozen method of a pretrained run that `--init` prompts with the task's goal, checked
-    against the environment's spaces."""
+def load_init(run_dir, env_name, obs_dim, action_dim, checkpoint=None):
+    """(frozen method, its checkpoint) of the pretrained run that `--init` prompts with the task's
+    goal, checked against the environment's spaces."""
     run_cfg = read_run(run_dir)
     if run_cfg.get("kind") == "finetune":
         raise UserError(f"{run_dir}: --init needs a run of `autodidact train` (pretrained on unlabeled data); "
                         "this is a fine-tuning run")
-    _, method, _, _ = load_run(run_dir)
+    method, ckpt = _load_pretrained(run_dir, checkpoint)
     if "goal" not in method.prompts:
         raise UserError(f"{run_dir}: its method '{method.name}' cannot be prompted with a goal; --init needs a "
                         "goal-conditioned run (gcbc, gcivl, gciql, qrl, crl, hiql, hilp, ...)")
     if tuple(method.obs_shape) != (obs_dim,) or method.action_dim != action_dim:
         raise UserError(f"{run_dir}: its {method.name} policy reads observations {list(method.obs_shape)} and acts "
                         f"in {[method.action_dim]}; environment '{env_name}' has {[obs_dim]} and {[action_dim]}")
-    return method.eval().requires_grad_(False)
+    return method.eval().requires_grad_(False), ckpt
 
 
 def task_goal(env_name, seed):

@@ -268,6 +268,22 @@ def test_supe_takes_the_skill_horizon_of_a_skill_vae_run(tmp_path, capsys):
     assert not (tmp_path / "r2").exists()
 
 
+def test_a_skill_vae_run_is_trained_not_evaluated_on_goals(tmp_path, capsys):
+    """skill-vae on a dataset named like OGBench's: `train` skips the goal evaluation it cannot
+    pass, and `eval` and `prompt` say in one line what the run is for."""
+    from autodidact.workflows import train as trainer
+    data = point_play_dataset(tmp_path / "pointmaze-medium-navigate-v0.npz", episodes=3)
+    run = trainer.new_run(trainer.TrainSettings(
+        method="skill-vae", dataset=str(data), out=str(tmp_path / "vae"), steps=2, eval_every=1, eval_episodes=5,
+        overrides=("batch_size=8", "decoder_hidden_dims=8", "prior_hidden_dims=8", "recognizer_hidden=4"),
+        progress=False), argv=["x"])
+    assert json.loads((run / "run.json").read_text())["eval_episodes"] == 0 and not (run / "eval.csv").exists()
+    for args, words in ((["eval", str(run)], "learns skills, not goal reaching"),
+                        (["prompt", str(run), "--goal", "1"], "accepts no prompts")):
+        line = _one_line_error(capsys, *args)
+        assert words in line and "--method supe" in line, line
+
+
 def test_help_explains_every_option(capsys):
     parser = cli.build_parser()
     sub = next(a for a in parser._actions if a.dest == "command").choices["finetune"]

@@ -73,6 +73,23 @@ def test_a_prompted_pretrained_policy_as_init_succeeds_where_scratch_does_not(tm
     assert init_train >= 2 and scratch_train == 0, results
 
 
+def test_init_prompts_a_hilp_run_with_the_task_goal(tmp_path):
+    """--init takes any goal-conditioned run; HILP's behaviour is its goal skill towards the task's
+    goal, normalize(phi(g) - phi(s)), executed by its skill policy."""
+    torch.set_num_threads(1)
+    hilp = _hilp_run(tmp_path)
+    run = finetune.new_run(_settings(tmp_path, out="hilp-init", init=str(hilp), env_steps=60, eval_episodes=0,
+                                     overrides=("start_training=30", "init_distill_steps=10")), argv=["x"])
+    run_cfg = json.loads((run / "run.json").read_text())
+    agent = finetune.build_agent(run_cfg)
+    obs = torch.rand(5, 2) * 2 - 1
+    goal = torch.tensor(run_cfg["init_goal"]).expand(5, 2)
+    from autodidact.workflows.runs import load_run
+    expected = load_run(hilp)[1].act(obs, goal, temperature=0.0).clamp(-1, 1)
+    assert torch.equal(agent.behaviour(obs), expected)
+    assert float(_rows(run / "metrics.csv")[-1]["actor/bc_weight"]) > 0
+
+
 def _hilp_run(tmp_path):
     """Tiny HILP skills pretrained on point play data (the point task's spaces)."""
     from autodidact.workflows import train as trainer

@@ -29,7 +29,7 @@ towards it,
     + w_t * max(mean |Q|, 1) * ||tanh(mean(s)) - a_behaviour(s)||^2,
 w_t = init_bc_weight falling linearly to 0 over `init_bc_steps` env steps: TD3+BC's Q-scaled
 behaviour cloning, strong while the critic is untrained (its first updates would otherwise drag the
-distilled actor anywhere) and gone once the critic knows the task.
+distilled actor anywhere) and gone after init_bc_steps, by when the critic should know the task.
 
 Published settings (`PUBLISHED`): 10 critics, min over 2, UTD 20, start_training 5000. The CPU
 defaults are smaller (see the config's fields): `autodidact finetune --published` restores them.

@@ -14,9 +14,10 @@ and pi executes it; the prior data's windows are labeled with the posterior mean
 here without a high-level policy (`act`) draws z from the prior p(z | s): plausible behaviour, not
 goal reaching, so the method accepts no prompts and is not evaluated on goals.
 
-Defaults follow the SUPE paper's VAE as far as it states them: skill horizon 4, latent
-dimension 8, KL weight beta 0.1, a recurrent posterior, MLPs of 256 units, Adam 3e-4; the reference
-code could not be read here to check the rest. Departures: a GRU instead of an LSTM (the library's
+Defaults are SUPE's VAE settings as we know them from the paper (skill horizon 4, latent
+dimension 8, KL weight beta 0.1, a recurrent posterior) with this library's usual sizes (MLPs of
+3x256, Adam 3e-4, batch 256); neither the paper's appendix nor the reference code could be read
+here to check them. Departures: a GRU instead of an LSTM (the library's
 shared recognizer, Play-LMP's), the decoder's std is learned and state-independent.
 """
 
@@ -113,7 +114,8 @@ class SkillVAE(Method):
         mean, std = self.state_prior(self.encoder(observations))
         z = mean
         if temperature:
-            z = mean + temperature * std * torch.randn(mean.shape, generator=generator, dtype=mean.dtype)
+            noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+            z = mean + temperature * std * noise
         return self.act_skill(observations, z, temperature, generator)
 
     @torch.no_grad()

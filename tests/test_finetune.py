@@ -309,8 +309,8 @@ def test_help_explains_every_option(capsys):
     with pytest.raises(SystemExit):
         cli.main(["finetune", "--help"])
     text = capsys.readouterr().out
-    for flag in ("--env", "--method", "--prior", "--skills", "--init", "--out", "--env-steps", "--resume", "--published",
-                 "--set", "--video"):
+    for flag in ("--env", "--method", "--prior", "--skills", "--init", "--out", "--env-steps", "--resume",
+                 "--published", "--set", "--video"):
         assert flag in text
     assert "published 20" in text and "published 10" in text
 

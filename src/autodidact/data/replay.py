@@ -78,7 +78,8 @@ class PriorWindows:
         observations = np.asarray(ds.observations[steps.reshape(-1)], np.float32).reshape(*steps.shape, -1)
         actions = None
         if ds.actions is not None:
-            actions = np.asarray(ds.actions[steps[:, :-1].reshape(-1)], np.float32).reshape(len(steps), self.horizon, -1)
+            actions = np.asarray(ds.actions[steps[:, :-1].reshape(-1)], np.float32)
+            actions = actions.reshape(len(steps), self.horizon, -1)
         return observations, actions
 
     def sample(self, rng, n):

@@ -127,7 +127,8 @@ class RLPD(nn.Module):
 
     def metric_names(self):
         """The columns of metrics.csv: what `update` and `observe` report once training has started."""
-        return self.METRICS + (("actor/distill_loss", "actor/bc_loss", "actor/bc_weight") if self.behaviour is not None else ())
+        init = ("actor/distill_loss", "actor/bc_loss", "actor/bc_weight") if self.behaviour is not None else ()
+        return self.METRICS + init
 
     def bc_weight(self, steps_done):
         """The pull towards the behaviour policy `steps_done` env steps into the run: init_bc_weight

@@ -63,7 +63,8 @@ def skill_of_action(actions, unit=True):
 
 class SUPE(ExPLORe):
     name: ClassVar[str] = "supe"
-    summary: ClassVar[str] = "high-level RLPD over frozen skill-vae or HILP skills, prior data labeled with skills and optimism"
+    summary: ClassVar[str] = ("high-level RLPD over frozen skill-vae or HILP skills, prior data labeled with "
+                              "skills and optimism")
     paper: ClassVar[str] = "Wilcoxson et al. 2025 (SUPE)"
     reference: ClassVar[str] = "rail-berkeley/supe"
     Config: ClassVar[type] = SUPEConfig

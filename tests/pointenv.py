@@ -127,3 +127,63 @@ def assert_resume_matches_uninterrupted(method, tmp_path, overrides, steps=40, e
     for k in a:
         assert torch.equal(a[k], b[k]), k
     return a
+
+
+# ---------------------------------------------------------------- a sparse-reward task for online learning
+
+POINT_TASK = "pointgoal-singletask-task1-v0"
+POINT_START, POINT_GOAL, POINT_TOL = (-0.8, -0.8), (0.8, 0.8), 0.15
+
+
+def point_task_env_class():
+    """A gymnasium env shaped like an OGBench single-task env: reach POINT_GOAL from near
+    POINT_START; reward -1 per step and 0 at success, which ends the episode; `info['goal']` at
+    reset and `task_infos` as the evaluator reads them."""
+    import gymnasium
+
+    class PointGoalEnv(gymnasium.Env):
+        task_infos = [{"task_name": "task1_corner"}]
+        _reward_task_id = 1
+
+        def __init__(self):
+            self.observation_space = gymnasium.spaces.Box(-1.0, 1.0, (2,), np.float32)
+            self.action_space = gymnasium.spaces.Box(-1.0, 1.0, (2,), np.float32)
+            self.goal = np.array(POINT_GOAL, np.float32)
+
+        def reset(self, seed=None, options=None):
+            super().reset(seed=seed)
+            self.s = (np.array(POINT_START) + self.np_random.uniform(-0.05, 0.05, 2)).astype(np.float32)
+            return self.s.copy(), {"goal": self.goal.copy()}
+
+        def step(self, action):
+            self.s = np.clip(self.s + STEP * np.clip(action, -1, 1), -1, 1).astype(np.float32)
+            success = float(np.linalg.norm(self.s - self.goal) < POINT_TOL)
+            return self.s.copy(), success - 1.0, bool(success), False, {"success": success}
+
+    return PointGoalEnv
+
+
+def register_point_task(max_episode_steps=50):
+    """Register POINT_TASK with gymnasium (once per process)."""
+    from autodidact.envs.ogbench import _register
+    gymnasium = _register()
+    if POINT_TASK not in gymnasium.registry:
+        gymnasium.register(id=POINT_TASK, entry_point=point_task_env_class(), max_episode_steps=max_episode_steps)
+    return POINT_TASK
+
+
+def point_task_prior(path, episodes=20, length=40, seed=0, obs_dim=2):
+    """Reward-free prior data for POINT_TASK: noisy trips from the start region towards the goal and
+    past it (no rewards, no terminals at the goal), as navigation data collected for other tasks."""
+    rng = np.random.default_rng(seed)
+    obs, acts, terms = [], [], []
+    for _ in range(episodes):
+        s = np.array(POINT_START) + rng.uniform(-0.1, 0.1, 2)
+        for t in range(length):
+            a = np.clip((np.array(POINT_GOAL) - s) / STEP + rng.normal(0, 0.5, 2), -1, 1)
+            obs.append(np.resize(s, obs_dim))
+            acts.append(a)
+            terms.append(t == length - 1)
+            s = np.clip(s + STEP * a, -1, 1)
+    Dataset(np.array(obs, np.float32), np.array(terms), np.array(acts, np.float32)).save(path)
+    return path

@@ -51,7 +51,8 @@ def test_methods():
     out = run("methods").stdout
     names = [line.split()[0] for line in out.splitlines()]
     # In registry order (the library's own order: OGBench's methods first), not sorted.
-    assert names == ["gcbc", "gcivl", "gciql", "qrl", "crl", "hiql", "hilp", "play-lmp", "play-gcbc", "beso", "lapo"]
+    assert names == ["gcbc", "gcivl", "gciql", "qrl", "crl", "hiql", "hilp", "play-lmp", "play-gcbc", "beso", "lapo",
+                     "skill-vae"]
     assert "actor_hidden_dims" in run("methods", "--config", "gcbc").stdout
 
 
@@ -138,6 +139,7 @@ TINY = {  # per method: the smallest networks, so every method's CLI path runs i
     "play-lmp": ["actor_hidden_dims=16,16", "window=8", "window_min=4", "latent_dim=4", "recognizer_hidden=8",
                  "recognizer_layers=1", "proposal_hidden_dims=16"],
     "lapo": ["actor_hidden_dims=16,16", "idm_hidden_dims=16", "fdm_hidden_dims=16", "decoder_hidden_dims=16"],
+    "skill-vae": ["decoder_hidden_dims=16", "prior_hidden_dims=16", "recognizer_hidden=8"],
 }
 
 
@@ -178,6 +180,10 @@ def test_every_method_trains_resumes_and_evaluates(workdir, capsys):
                  "--no-progress", "--set", "batch_size=8", *[a for s in sets for a in ("--set", s)], *extra)
         cli_main("train", "--resume", str(rd), "--steps", "6", "--no-progress")
         assert json.loads((rd / "checkpoints" / "latest.json").read_text())["step"] == 6, m
+        if m == "skill-vae":  # skills, not goal reaching: eval refuses in one line
+            assert cli.main(["eval", str(rd), "--episodes", "1", "--no-progress"]) == 2
+            assert "learns skills, not goal reaching" in capsys.readouterr().err
+            continue
         perturb = ["--perturb", "agent@3"] if m == "play-lmp" else []
         out = cli_main("eval", str(rd), "--episodes", "1", "--max-steps", "8", "--no-progress", *perturb)
         result = json.loads((rd / "eval" / ("final_perturbed.json" if perturb else "final.json")).read_text())

@@ -37,7 +37,8 @@ from clihelp import methods_listing
 from pointenv import (STEP, assert_resume_matches_uninterrupted, point_play_dataset, rollout_success, settings,
                       train_on_point_play)
 
-REGISTRY_ORDER = ["gcbc", "gcivl", "gciql", "qrl", "crl", "hiql", "hilp", "play-lmp", "play-gcbc", "beso", "lapo"]
+REGISTRY_ORDER = ["gcbc", "gcivl", "gciql", "qrl", "crl", "hiql", "hilp", "play-lmp", "play-gcbc", "beso", "lapo",
+                  "skill-vae"]
 
 
 # ------------------------------------------------------------------ per-method checks of a trained run
@@ -109,6 +110,41 @@ def _hiql_losses(log):
     # The high actor regresses phi of the subgoal ever better. (The low actor's action error on this
     # noisy play data stays near its start, as GCBC's does; its learning shows in the rollouts.)
     assert high_mse[-1] < 0.7 * high_mse[0], (high_mse[0], high_mse[-1])
+
+
+def _skill_vae_losses(log):
+    # The chunk's actions are reconstructed ever better through z, and the posterior keeps
+    # information about the window (a KL to the state prior well above 0).
+    assert log["vae/nll"][-1] < log["vae/nll"][0] - 0.5, log["vae/nll"]
+    assert log["actor/mse"][-1] < 0.5 * log["actor/mse"][0], log["actor/mse"]
+    assert log["vae/kl"][-1] > 0.5, log["vae/kl"]
+
+
+def _skill_vae_skills_replay_their_windows(method):
+    """Decoding a window's posterior-mean skill reproduces its actions far better than decoding the
+    skill of another window: z says how the chunk moves."""
+    data = _point_windows(method.cfg.skill_horizon)
+    obs, acts = torch.as_tensor(data[0]), torch.as_tensor(data[1])
+    z = method.encode_windows(obs, acts)
+    errors = []
+    for skills in (z, z.roll(1, 0)):
+        decoded = method.act_skill(obs.reshape(-1, 2), skills.repeat_interleave(obs.shape[1], 0))
+        errors.append(float((decoded.reshape(acts.shape) - acts).pow(2).mean()))
+    assert errors[0] < 0.5 * errors[1], errors
+
+
+def _point_windows(horizon, n=200, seed=3):
+    """Windows of point play (observations [n, H, 2], actions [n, H, 2]) the method never saw."""
+    rng = np.random.default_rng(seed)
+    s = rng.uniform(-1, 1, (n, 2))
+    direction = rng.uniform(-1, 1, (n, 2))
+    obs, acts = [], []
+    for _ in range(horizon):
+        a = np.clip(direction + rng.normal(0, 0.3, (n, 2)), -1, 1)
+        obs.append(s.copy())
+        acts.append(a)
+        s = np.clip(s + STEP * a, -1, 1)
+    return np.stack(obs, 1).astype(np.float32), np.stack(acts, 1).astype(np.float32)
 
 
 def _beso_losses(log):
@@ -260,6 +296,7 @@ class Spec:
     ranking: Optional[Callable] = None      # value ordering on the trained method
     acting: Optional[Callable] = None       # more checks of the trained method's actions
     figures: dict = field(default_factory=dict)  # {file under figures/: its check}
+    reaches_goals: bool = True              # goal-conditioned: it is prompted with goals and reaches them
     resume_extra: tuple = ()                # more overrides for the resume run
     resume: dict = field(default_factory=dict)  # steps / every of the resume run
     resume_checks: Optional[Callable] = None
@@ -325,6 +362,13 @@ SPECS = {
                      figures={"plan_latents.png": _plan_latent_figure, "plan_latents.json": None},
                      resume_checks=_play_lmp_resume, listing=("windows",)),
     "play-gcbc": Spec(learn=_PLAY, steps=300, log_every=3, margin=0.25, tiny=_PLAY_TINY, listing=("windows",)),
+    # Skills, not goal reaching: its learning checks are reconstruction through z.
+    "skill-vae": Spec(learn=("batch_size=128", "decoder_hidden_dims=64,64", "prior_hidden_dims=64,64",
+                             "recognizer_hidden=64", "lr=1e-3"), steps=400, log_every=50, margin=0.0,
+                      tiny=("batch_size=8", "decoder_hidden_dims=16", "prior_hidden_dims=16", "recognizer_hidden=8",
+                            "skill_dim=4"),
+                      losses=_skill_vae_losses, acting=_skill_vae_skills_replay_their_windows, listing=("windows",),
+                      reaches_goals=False),
     "beso": Spec(learn=("batch_size=256", "hidden_dims=128,128", "lr=1e-3"), steps=600, log_every=100, margin=0.04,
                  tiny=("batch_size=32", "hidden_dims=32,32", "sigma_embed_dim=8"), losses=_beso_losses,
                  acting=_beso_heads_for_the_goal, resume_checks=_beso_resume, listing=("BESO",),
@@ -352,8 +396,8 @@ def test_declares_what_it_is_and_nothing_of_the_old_surface(name):
     cls = get_method(name)
     assert cls is METHODS[name] and cls.name == name
     assert cls.summary and cls.paper and cls.reference and dataclasses.is_dataclass(cls.Config)
-    assert "goal" in cls.prompts and set(cls.prompts) <= {"goal", "reward"}
-    assert cls.data == ("windows" if name.startswith("play-") else "transitions")
+    assert ("goal" in cls.prompts) == SPECS[name].reaches_goals and set(cls.prompts) <= {"goal", "reward"}
+    assert cls.data == ("windows" if name.startswith("play-") or name == "skill-vae" else "transitions")
     assert cls.needs_actions is True
     for gone in ("presets", "write_figures", "compile_pays", "losses", "skill_losses", "value_loss", "critic_loss",
                  "stacked"):
@@ -479,6 +523,9 @@ def test_logged_losses_move_as_they_should(point_runs, name):
 @pytest.mark.parametrize("name", NAMES)
 def test_beats_the_random_policy(point_runs, name):
     method, _, _ = point_runs[name]
+    if not SPECS[name].reaches_goals:
+        SPECS[name].acting(method)
+        return
     learned = rollout_success(method.make_policy(temperature=0.0, seed=0).act)
     rng = np.random.default_rng(0)
     random = rollout_success(lambda s, g: rng.uniform(-1, 1, s.shape))

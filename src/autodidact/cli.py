@@ -18,6 +18,7 @@ EPILOG = """examples:
   autodidact convert ~/.minari/datasets/mujoco/pusher/expert-v0 data/pusher.npz
   autodidact train --method gcbc --dataset data/pointmaze-medium-navigate-v0.npz --out runs/gcbc --steps 20000
   autodidact train --resume runs/gcbc
+  autodidact finetune --env pointmaze-medium-singletask-task1-v0 --method rlpd --prior data/pointmaze-medium-navigate-v0.npz --out runs/rlpd --env-steps 20000
   autodidact eval runs/gcbc --episodes 20 --video
   autodidact prompt runs/hilp --goal all --episodes 20
   autodidact report runs/gcbc runs/hilp --out report.html
@@ -215,6 +216,81 @@ def build_parser():
                         "the project (default autodidact); a resumed run keeps logging")
     t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
+    f = sub.add_parser(
+        "finetune", help="learn a single-task policy online, from scratch or with reward-free prior data",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Interact with an OGBench single-task environment (sparse task reward) and learn a policy\n"
+                    "online into RUN_DIR (config, command, metrics.csv, episodes.csv, eval.csv, checkpoints\n"
+                    "with the replay buffer), or continue a killed run exactly with --resume RUN_DIR.\n"
+                    "Methods: rlpd (Ball et al. 2023: SAC, half of every batch from the prior data, LayerNorm\n"
+                    "critic ensemble, several critic updates per env step; without --prior, the same learner\n"
+                    "from scratch), explore (Li et al. 2023: RLPD whose prior data is labeled with a reward\n"
+                    "model plus an RND bonus) and supe (Wilcoxson et al. 2025: ExPLORe one level up, a policy\n"
+                    "over the frozen skills of a skill-vae or HILP run, --skills, each run for skill_horizon env\n"
+                    "steps, the prior data labeled with those skills). --init RUN starts rlpd or explore from a\n"
+                    "pretrained goal-conditioned run prompted with the task's goal. `autodidact methods --config\n"
+                    "rlpd` lists settings.",
+        epilog="CPU defaults vs published (rlpd, explore, supe):\n"
+               "  utd (critic updates per env step)   2    published 20 (supe: per update, 4 updates\n"
+               "                                           per 4-step skill, so also 20 per env step)\n"
+               "  num_critics                         2    published 10\n"
+               "  num_min_critics                     2    published 2 (explore: 1)\n"
+               "  everything else (batch 256 = 128 prior + 128 online, 256x256 MLPs, lr 3e-4, discount 0.99,\n"
+               "  tau 0.005, target entropy -action_dim/2, start_training 5000) as published.\n"
+               "  --published applies the published settings; --set key=value overrides any one.\n"
+               "Prior transitions are reward-free: rlpd labels them with reward 0 (prior_reward) and mask 1.\n"
+               "See docs/FINETUNE.md.\n\n"
+               "examples:\n"
+               "  autodidact finetune --env pointmaze-medium-singletask-task1-v0 --method rlpd --out runs/scratch\n"
+               "  autodidact finetune --env pointmaze-medium-singletask-task1-v0 --method explore \\\n"
+               "      --prior data/pointmaze-medium-navigate-v0.npz --out runs/explore --env-steps 50000\n"
+               "  autodidact train --method skill-vae --dataset data/pointmaze-medium-navigate-v0.npz --out runs/vae\n"
+               "  autodidact finetune --env pointmaze-medium-singletask-task1-v0 --method supe --skills runs/vae \\\n"
+               "      --prior data/pointmaze-medium-navigate-v0.npz --out runs/supe --env-steps 50000\n"
+               "  autodidact train --method gciql --dataset data/pointmaze-medium-navigate-v0.npz --out runs/gciql\n"
+               "  autodidact finetune --env pointmaze-medium-singletask-task1-v0 --method rlpd --init runs/gciql \\\n"
+               "      --prior data/pointmaze-medium-navigate-v0.npz --out runs/improved --env-steps 50000\n"
+               "  autodidact finetune --resume runs/explore --env-steps 100000")
+    f.add_argument("--env", metavar="ENV",
+                   help="OGBench single-task environment, e.g. pointmaze-medium-singletask-task1-v0 or "
+                        "cube-single-singletask-task1-v0 (dataset-style names such as "
+                        "pointmaze-medium-navigate-singletask-task1-v0 map to their env)")
+    f.add_argument("--method", help="rlpd, explore or supe")
+    f.add_argument("--prior", metavar="DATASET", default=None,
+                   help="reward-free prior data (.npz with observations and actions of the env's shapes); "
+                        "without it, learn from scratch")
+    f.add_argument("--skills", metavar="RUN", default=None,
+                   help="supe: a run of `autodidact train --method skill-vae` (SUPE's trajectory VAE) or "
+                        "`--method hilp` on the prior data, whose skill policy the online high-level policy composes")
+    f.add_argument("--init", metavar="RUN", default=None,
+                   help="rlpd, explore: start from a pretrained goal-conditioned run (autodidact train: gcbc, gciql, "
+                        "hiql, hilp, ...) prompted with the task's goal; it acts during the first start_training "
+                        "steps and the actor is pulled towards it, a pull that decays over init_bc_steps")
+    f.add_argument("--out", help="run directory to create")
+    f.add_argument("--resume", metavar="RUN_DIR", help="continue this run exactly from its newest checkpoint")
+    f.add_argument("--env-steps", type=_pos_int, default=None, metavar="N",
+                   help="total environment steps (default 100000; with --resume, a new total extends the run)")
+    f.add_argument("--seed", type=_nonneg_int, default=0, help="seed for networks, actions, batches and episodes")
+    f.add_argument("--eval-every", type=_nonneg_int, default=10_000, metavar="N",
+                   help="evaluate the deterministic policy every N env steps (default 10000)")
+    f.add_argument("--eval-episodes", type=_nonneg_int, default=10, metavar="N",
+                   help="episodes per evaluation; 0 disables evaluation (default 10)")
+    f.add_argument("--log-every", type=_nonneg_int, default=0, metavar="N",
+                   help="write a metrics.csv row every N env steps (default env steps/100)")
+    f.add_argument("--checkpoint-every", type=_nonneg_int, default=0, metavar="N",
+                   help="checkpoint every N env steps (default: --eval-every, or env steps/10 without evaluation)")
+    f.add_argument("--keep-checkpoints", type=_pos_int, default=2, metavar="N", help="checkpoints kept on disk (default 2)")
+    f.add_argument("--published", action="store_true",
+                   help="use the method's published settings (UTD 20, 10 critics) instead of the CPU defaults")
+    f.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a method config field (repeatable), e.g. --set utd=20 --set num_critics=10")
+    f.add_argument("--video", action="store_true",
+                   help="also render one episode of the last evaluation to RUN_DIR/videos/ (mp4)")
+    f.add_argument("--max-episode-steps", type=_pos_int, default=None, metavar="N",
+                   help="end episodes after N steps instead of the env's limit (quick looks; success rates are "
+                        "then not comparable with OGBench's)")
+    f.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
     e = sub.add_parser("eval", help="evaluate a run on its environment's tasks",
                        description="Evaluate the newest checkpoint of RUN_DIR on OGBench's evaluation tasks; "
                                    "writes RUN_DIR/eval/final.json (and videos with --video).")
@@ -360,6 +436,9 @@ def _one_line_warning(message, category, filename, lineno, line=None):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     warnings.formatwarning = _one_line_warning  # a person reads these; no source lines
+    # OGBench's manipulation envs declare float64 space bounds; gymnasium casts them to float32 and
+    # says so on every env built. Nothing for a user to do about it.
+    warnings.filterwarnings("ignore", message=r".*Box (low|high)'s precision lowered by casting to float32")
     try:
         args = build_parser().parse_args(argv)
         if args.command is None:
@@ -408,6 +487,8 @@ def _dispatch(args, argv):
                                                progress=not args.no_progress)))
     elif cmd == "train":
         return _train(args, argv)
+    elif cmd == "finetune":
+        return _finetune(args, argv)
     elif cmd == "eval":
         return _eval(args)
     elif cmd == "prompt":
@@ -479,6 +560,35 @@ def _train(args, argv):
         print(f"run: {run}")
 
 
+def _finetune(args, argv):
+    if args.resume:
+        _require_run_dir(args.resume)
+        extra = [f for f in ("env", "method", "prior", "skills", "init", "out") if getattr(args, f)]
+        if extra or args.overrides or args.published:
+            raise UserError("--resume continues a run with its saved settings; drop "
+                            + ", ".join(f"--{f}" for f in extra + (["set"] if args.overrides else [])
+                                        + (["published"] if args.published else [])))
+    elif args.method:
+        from autodidact.methods import get_finetune_method
+        get_finetune_method(args.method)  # unknown names fail first, listing the valid ones
+    from autodidact.workflows import finetune
+    if args.resume:
+        run = finetune.resume_run(args.resume, argv=argv, env_steps=args.env_steps, progress=not args.no_progress)
+    else:
+        missing = [f"--{f}" for f in ("env", "method", "out") if not getattr(args, f)]
+        if missing:
+            raise UserError(f"finetune needs {', '.join(missing)} (or --resume RUN_DIR)")
+        s = finetune.FinetuneSettings(
+            env=args.env, method=args.method, out=args.out, prior=args.prior, skills=args.skills, init=args.init,
+            env_steps=args.env_steps or 100_000,
+            eval_every=args.eval_every, eval_episodes=args.eval_episodes, seed=args.seed, log_every=args.log_every,
+            checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep_checkpoints,
+            published=args.published, overrides=tuple(args.overrides), max_episode_steps=args.max_episode_steps,
+            video=args.video, progress=not args.no_progress)
+        run = finetune.new_run(s, argv=argv)
+    print(f"run: {run}")
+
+
 def _eval(args):
     from pathlib import Path
 
@@ -524,9 +634,9 @@ def _prompt(args):
 
 def _methods(args):
     from autodidact.core.config import describe
-    from autodidact.methods import METHODS, get_method
+    from autodidact.methods import FINETUNE_METHODS, METHODS, get_method
     if args.config:
-        cls = get_method(args.config)
+        cls = FINETUNE_METHODS[args.config] if args.config in FINETUNE_METHODS else get_method(args.config)
         print(f"{cls.name} config (override with --set key=value):")
         for name, typ, default, help_ in describe(cls.Config):
             print(f"  {name:<26} {typ:<16} {default!s:<18} {help_}")

@@ -196,6 +196,9 @@ class Method(nn.Module, abc.ABC):
 
     def check_prompt(self, kind):
         if kind not in self.prompts:
+            if not self.prompts:  # skills another method composes (skill-vae under SUPE)
+                raise UserError(f"method '{self.name}' accepts no prompts; its skills are composed online by "
+                                "`autodidact finetune --method supe --skills RUN`")
             raise UserError(f"method '{self.name}' cannot be prompted with a {kind}; it accepts: "
                             f"{', '.join(self.prompts)}")
 

@@ -4,6 +4,7 @@ of logistics (Play-LMP), goal-conditioned value (OGBench's GCValue)."""
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from autodidact.nn.layers import MLP, Linear
@@ -19,14 +20,14 @@ class GaussianActor(nn.Module):
 
     def __init__(self, in_dim, action_dim, hidden_dims, layer_norm=False, const_std=True,
                  state_dependent_std=False, log_std_min=-5.0, log_std_max=2.0, tanh_squash=False,
-                 activation="gelu"):
+                 activation="gelu", out_init_scale=1e-2):
         super().__init__()
         self.trunk = MLP(in_dim, hidden_dims, layer_norm=layer_norm, activate_final=True, activation=activation)
-        self.mean = Linear(self.trunk.out_dim, action_dim, init_scale=1e-2, full_precision=True)
+        self.mean = Linear(self.trunk.out_dim, action_dim, init_scale=out_init_scale, full_precision=True)
         self.const_std, self.state_dependent_std = const_std, state_dependent_std
         self.log_std_min, self.log_std_max, self.tanh_squash = log_std_min, log_std_max, tanh_squash
         if state_dependent_std:
-            self.log_std = Linear(self.trunk.out_dim, action_dim, init_scale=1e-2, full_precision=True)
+            self.log_std = Linear(self.trunk.out_dim, action_dim, init_scale=out_init_scale, full_precision=True)
         elif not const_std:
             self.log_std = nn.Parameter(torch.zeros(action_dim))
 
@@ -58,6 +59,17 @@ class GaussianActor(nn.Module):
             noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
             a = mean + noise * log_std.exp() * temperature
         return torch.tanh(a) if self.tanh_squash else a
+
+    def sample_with_log_prob(self, x, generator=None):
+        """(tanh-squashed action, its log-density) by reparameterization: SAC's policy sample.
+        The log-density includes the tanh Jacobian, log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u))
+        (the numerically stable form of tfp's Tanh bijector)."""
+        mean, log_std = self(x)
+        noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        u = mean + noise * log_std.exp()
+        log_prob = gaussian_log_prob(mean, log_std, u)
+        log_prob = log_prob - (2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))).sum(-1)
+        return torch.tanh(u), log_prob
 
 
 

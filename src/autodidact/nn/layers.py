@@ -107,10 +107,11 @@ class MLP(nn.Module):
 
     `ensemble` > 0 makes that many independent copies (value ensembles, twin critics): the input
     is [B, in] (shared by every member) or [E, B, in] (one per member), the output [E, B, out].
+    `norm_first` puts the LayerNorm before the activation, as RLPD's critics (jaxrl's MLP) do.
     """
 
     def __init__(self, in_dim, hidden_dims, out_dim=None, layer_norm=False, activate_final=False,
-                 ensemble=0, final_init_scale=1.0, activation="gelu"):
+                 ensemble=0, final_init_scale=1.0, activation="gelu", norm_first=False):
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got '{activation}'")
@@ -124,10 +125,10 @@ class MLP(nn.Module):
             layers.append(EnsembleLinear(ensemble, dims[i], dims[i + 1], scale, full_precision=output) if ensemble
                           else Linear(dims[i], dims[i + 1], scale, full_precision=output))
             if not last or activate_final:
-                layers.append(ACTIVATIONS[activation]())
-                if layer_norm:
-                    layers.append(EnsembleLayerNorm(ensemble, dims[i + 1], eps=1e-6) if ensemble
-                                  else nn.LayerNorm(dims[i + 1], eps=1e-6))
+                norm = [EnsembleLayerNorm(ensemble, dims[i + 1], eps=1e-6) if ensemble
+                        else nn.LayerNorm(dims[i + 1], eps=1e-6)] if layer_norm else []
+                act = [ACTIVATIONS[activation]()]
+                layers.extend(norm + act if norm_first else act + norm)
         self.net = nn.Sequential(*layers)
         self.out_dim = dims[-1]
 

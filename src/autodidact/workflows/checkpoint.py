@@ -4,6 +4,7 @@ A checkpoint is a directory `checkpoints/step_00001000/` holding
   model.safetensors  the method's state_dict (networks, target networks, buffers)
   optim.safetensors  optimizer tensors (Adam moments, step counts) and the torch RNG state
   state.json         format version, step, optimizer structure, sampler RNG state, trainer state
+  replay.safetensors online runs only (`autodidact finetune`): the replay buffer's transitions
 It is built in a hidden temporary directory and renamed into place, then `latest.json` is
 replaced atomically, so a kill at any moment leaves the previous checkpoint intact.
 """
@@ -84,8 +85,9 @@ def _remove_dir(d):
     shutil.rmtree(trash, ignore_errors=True)
 
 
-def save_checkpoint(ckpt_root, step, method, trainer_state):
-    """Write checkpoint `step` under `ckpt_root` atomically and point latest.json at it."""
+def save_checkpoint(ckpt_root, step, method, trainer_state, replay=None):
+    """Write checkpoint `step` under `ckpt_root` atomically and point latest.json at it; `replay`
+    ({name: numpy array}) goes to replay.safetensors in the same directory."""
     ckpt_root = Path(ckpt_root)
     final = ckpt_root / f"step_{step:08d}"
     tmp = None
@@ -102,6 +104,8 @@ def save_checkpoint(ckpt_root, step, method, trainer_state):
             opt_meta[name] = m
         opt_tensors["rng/torch"] = torch.get_rng_state()
         save_file(opt_tensors, tmp / "optim.safetensors")
+        if replay is not None:
+            save_file({k: torch.from_numpy(v).contiguous() for k, v in replay.items()}, tmp / "replay.safetensors")
         state = {"format_version": CHECKPOINT_VERSION, "step": step, "optimizers": opt_meta, **trainer_state}
         (tmp / "state.json").write_text(json.dumps(state, indent=1))
         for f in tmp.iterdir():
@@ -190,3 +194,14 @@ def load_checkpoint(ckpt_dir, method, restore_optimizers=True, restore_rng=True)
         raise UserError(f"{ckpt_dir}: corrupt checkpoint ({exc.__class__.__name__}: "
                         f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
     return state
+
+
+def load_replay(ckpt_dir):
+    """{name: numpy array} of a checkpoint's replay.safetensors."""
+    path = Path(ckpt_dir) / "replay.safetensors"
+    try:
+        return {k: v.numpy() for k, v in load_file(path).items()}
+    except FileNotFoundError:
+        raise UserError(f"{ckpt_dir}: checkpoint has no replay buffer (replay.safetensors)") from None
+    except Exception as exc:  # safetensors raises its own error types for corrupt headers
+        raise UserError(f"{path}: corrupt replay buffer ({exc.__class__.__name__}: {exc})") from None

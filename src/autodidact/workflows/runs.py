@@ -12,6 +12,9 @@ A run directory holds everything needed to understand and continue a run:
   eval/             JSON results of evaluations; videos/ when asked for
   figures/          what the method learned, drawn (HILP's phi, Play-LMP's plan latents)
 
+A fine-tuning run (`autodidact finetune`, finetune.py) has `kind: finetune` in run.json, and
+episodes.csv and a replay buffer in each checkpoint besides.
+
 Format versions: 1 (autodidact 0.1.0) kept every goal-relabeling setting as a flat config key
 (`value_p_curgoal`), in every method's config whether it used them or not; 2 nests them
 (`value_goals.p_curgoal`) in the methods that use them and adds `kernels`. Version-1 runs load,
@@ -68,6 +71,9 @@ def migrate(run_cfg):
 
 def build_method(run_cfg):
     """Construct the method of a run from its saved config and shapes, seeded."""
+    if run_cfg.get("kind") == "finetune":
+        raise UserError(f"a fine-tuning run ({run_cfg['method']} on {run_cfg['env']}): continue it with "
+                        "`autodidact finetune --resume`; its evaluations are in eval.csv and eval/")
     cls = get_method(run_cfg["method"])
     saved = {k: v for k, v in run_cfg["config"].items() if k != "type"}
     # A run saved before a config field existed was trained with that field's old behaviour.

@@ -113,7 +113,7 @@ def new_run(s: TrainSettings, argv=None):
     run_cfg = {
         "format_version": RUN_FORMAT_VERSION, "method": cls.name, "dataset": str(dataset_path.resolve()),
         "env": env_name, "seed": s.seed, "steps": s.steps, "eval_every": s.eval_every,
-        "eval_episodes": s.eval_episodes if env_name else 0, "log_every": s.log_every or max(1, s.steps // 100),
+        "eval_episodes": s.eval_episodes if env_name and "goal" in cls.prompts else 0, "log_every": s.log_every or max(1, s.steps // 100),
         "checkpoint_every": s.checkpoint_every or (s.eval_every if s.eval_every and s.eval_episodes and env_name
                                                    else max(1, s.steps // 10)),
         "keep_checkpoints": s.keep_checkpoints, "preset": preset, "precision": s.precision,
@@ -187,9 +187,10 @@ def _append_command(out, argv):
 
 class CsvLog:
     """Append-only CSV with a fixed header; on resume, rows past the checkpoint are dropped so the
-    file reads as if the run had never been interrupted."""
+    file reads as if the run had never been interrupted (and rows `keep(step)` rejects: a final row
+    written off the logging grid by a run that ended there)."""
 
-    def __init__(self, path, resume_step=None):
+    def __init__(self, path, resume_step=None, keep=None):
         self.path = Path(path)
         self.fields = None
         if self.path.exists() and resume_step is not None:
@@ -197,13 +198,14 @@ class CsvLog:
                 rows = list(csv.DictReader(f))
             if rows:
                 self.fields = list(rows[0].keys())
-            keep = [r for r in rows if int(float(r["step"])) <= resume_step]
+            kept = [r for r in rows if int(float(r["step"])) <= resume_step
+                    and (keep is None or keep(int(float(r["step"]))))]
             with atomic_path(self.path) as tmp:
                 with open(tmp, "w", newline="") as f:
                     if self.fields:
                         w = csv.DictWriter(f, self.fields)
                         w.writeheader()
-                        w.writerows(keep)
+                        w.writerows(kept)
         elif self.path.exists():
             self.path.unlink()
 

@@ -210,6 +210,9 @@ def evaluate_run(method, run_cfg, episodes, video_dir=None, progress=True, seed=
     if not run_cfg.get("env"):
         raise UserError(f"dataset {run_cfg['dataset']} has no known environment to evaluate in "
                         "(name it like an OGBench dataset, e.g. pointmaze-medium-navigate-v0.npz)")
+    if "goal" not in method.prompts:
+        raise UserError(f"method '{method.name}' learns skills, not goal reaching: there is nothing to evaluate on "
+                        "OGBench's goals; compose its skills with `autodidact finetune --method supe --skills RUN`")
     seed = run_cfg["seed"] if seed is None else seed
     method_device = next(method.parameters()).device
     policy = method.cpu().policy(temperature=0.0, seed=seed)

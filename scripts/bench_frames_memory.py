@@ -4,7 +4,7 @@ process and reports that process's peak resident memory beside the file's size.
 
     python scripts/bench_frames_memory.py /tmp/frames-1m.npz --frames 1000000 --steps 20
 
-The frames are random noise (memory does not depend on content); episodes are 1000 steps.
+The frames are random noise (memory and speed do not depend on content); episodes are 1000 steps.
 """
 
 import argparse
@@ -39,13 +39,16 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("path")
     p.add_argument("--frames", type=int, default=1_000_000)
-    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--steps", type=int, default=20, help="training steps (0: only write the file, e.g. for "
+                   "scripts/bench_reference.sh's visual timing)")
     p.add_argument("--method", default="gcbc")
     args = p.parse_args()
     if not os.path.exists(args.path):
         t = time.time()
         write(args.path, args.frames)
         print(f"wrote {args.path} in {time.time() - t:.0f} s")
+    if args.steps == 0:
+        return
     size = os.path.getsize(args.path)
     out = args.path + ".run"
     t = time.time()

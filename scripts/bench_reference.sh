@@ -14,7 +14,8 @@
 # BATCH=256 HIDDEN=256,256,256 times both sides at that batch size and MLP width instead of the
 # published size (the learning benchmark's reduced config). ENV_NAME=visual-cube-single-play-v0
 # times OGBench's visual row on both sides (impala_small, batch 256, p_aug 0.5, the visual alphas);
-# its dataset comes from `autodidact collect` or, for timing only, scripts/bench_frames_memory.py.
+# for timing, write its dataset first (frames of noise; speed does not depend on content):
+#   python scripts/bench_frames_memory.py $DATA_DIR/visual-cube-single-play-v0.npz --frames 20000 --steps 0
 #
 # Usage: bash scripts/bench_reference.sh            (env vars below override the defaults)
 set -euo pipefail

@@ -3,9 +3,11 @@
 torch optimizer imports) before its first step. Tests that need the real entry point still run
 some commands as `python -m autodidact` processes."""
 
+import json
 import multiprocessing
 import multiprocessing.forkserver
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -75,3 +77,20 @@ def _cli_in_child(argv, log):
     sys.stdout = sys.stderr = open(1, "w", buffering=1, closefd=False)
     torch.set_num_threads(1)
     sys.exit(cli.main(argv))
+
+
+def kill_after_checkpoint(tmp_path, run_dir, step, *args):
+    """Start the CLI command `args` writing `run_dir`, SIGKILL it once its newest checkpoint is at
+    `step` or later, and return the step of the checkpoint it left (a resume starts there)."""
+    victim = ForkedCLI(tmp_path, *args)
+    latest = run_dir / "checkpoints" / "latest.json"
+    deadline = time.time() + 120
+    while time.time() < deadline and victim.poll() is None:
+        if latest.exists() and json.loads(latest.read_text())["step"] >= step:
+            break
+        time.sleep(0.01)
+    assert victim.poll() is None, "run finished before it could be killed; make it longer"
+    victim.send_signal(signal.SIGKILL)
+    victim.communicate(timeout=60)
+    assert victim.returncode == -signal.SIGKILL
+    return json.loads(latest.read_text())["step"]

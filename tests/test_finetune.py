@@ -3,8 +3,6 @@ task (tests/pointenv.py), the run directory, bit-identical resume with the repla
 
 import csv
 import json
-import signal
-import time
 
 import numpy as np
 import pytest
@@ -14,7 +12,7 @@ from safetensors.torch import load_file
 from autodidact import cli
 from autodidact.methods import FINETUNE_METHODS
 from autodidact.workflows import finetune
-from clihelp import ForkedCLI
+from clihelp import ForkedCLI, kill_after_checkpoint
 from pointenv import POINT_TASK, point_play_dataset, point_task_prior, register_point_task, settings
 
 # Small networks and budgets: the point task needs no more, and the suite runs on 2 cores.
@@ -390,18 +388,7 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path):
     assert ref.returncode == 0, ref.stderr
 
     victim_dir = tmp_path / "victim"
-    victim = ForkedCLI(tmp_path, "finetune", *common, "--out", str(victim_dir))
-    latest = victim_dir / "checkpoints" / "latest.json"
-    deadline = time.time() + 120
-    while time.time() < deadline and victim.poll() is None:
-        if latest.exists() and json.loads(latest.read_text())["step"] >= 60:
-            break
-        time.sleep(0.01)
-    assert victim.poll() is None, "run finished before it could be killed; make it longer"
-    victim.send_signal(signal.SIGKILL)
-    victim.communicate(timeout=60)
-    assert victim.returncode == -signal.SIGKILL
-    assert json.loads(latest.read_text())["step"] < 240
+    assert kill_after_checkpoint(tmp_path, victim_dir, 60, "finetune", *common, "--out", str(victim_dir)) < 240
 
     resumed = ForkedCLI(tmp_path, "finetune", "--resume", str(victim_dir), "--no-progress")
     resumed.communicate(timeout=300)

@@ -3,10 +3,8 @@ method learns through the trainer is in test_methods.py."""
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +16,7 @@ from autodidact.workflows.runs import RUN_FORMAT_VERSION
 from autodidact.workflows import train as trainer
 from autodidact.data.dataset import Dataset
 from autodidact.core.errors import UserError
-from clihelp import ForkedCLI
+from clihelp import ForkedCLI, kill_after_checkpoint
 from pointenv import point_play_dataset
 
 SMALL = ("batch_size=64", "actor_hidden_dims=64,64")
@@ -121,18 +119,7 @@ def test_sigkill_then_resume_gives_identical_final_weights(tmp_path):
     assert ref.returncode == 0, ref.stderr
 
     victim_dir = tmp_path / "victim"
-    victim = ForkedCLI(tmp_path, "train", *common, "--out", str(victim_dir))
-    latest = victim_dir / "checkpoints" / "latest.json"
-    deadline = time.time() + 120
-    while time.time() < deadline and victim.poll() is None:
-        if latest.exists() and json.loads(latest.read_text())["step"] >= 15:
-            break
-        time.sleep(0.01)
-    assert victim.poll() is None, "run finished before it could be killed; make it longer"
-    victim.send_signal(signal.SIGKILL)
-    victim.communicate(timeout=60)
-    assert victim.returncode == -signal.SIGKILL
-    killed_at = json.loads(latest.read_text())["step"]
+    killed_at = kill_after_checkpoint(tmp_path, victim_dir, 15, "train", *common, "--out", str(victim_dir))
     assert killed_at < 60
 
     resumed = _cli("train", "--resume", str(victim_dir), "--no-progress", threads=1)

@@ -36,7 +36,7 @@ import torch
 
 from autodidact.core import config as cfglib
 from autodidact.core.errors import DataError, UserError
-from autodidact.core.io import atomic_write_json, write_error
+from autodidact.core.io import atomic_write_json
 from autodidact.data.dataset import load as load_dataset
 from autodidact.data.replay import PriorTransitions, PriorWindows, ReplayBuffer
 from autodidact.envs import env_name_for_dataset, make_env, seed_reset_sampling, single_task_id
@@ -44,9 +44,9 @@ from autodidact.methods import get_finetune_method
 from autodidact.workflows.checkpoint import (latest_checkpoint, load_checkpoint, load_replay, prune_checkpoints,
                                              save_checkpoint)
 from autodidact.workflows.evaluate import evaluate
-from autodidact.workflows.runs import RUN_FORMAT_VERSION, load_run, read_run
+from autodidact.workflows.runs import RUN_FORMAT_VERSION, append_command, create_run_dir, load_run, read_run
 from autodidact.workflows.runtime import denormals_flushed
-from autodidact.workflows.train import CsvLog, _append_command
+from autodidact.workflows.train import CsvLog
 
 _EPISODE_STREAM = 0x7A1  # training episodes' seeds, apart from the evaluator's (seed, task, index)
 
@@ -166,13 +166,7 @@ def new_run(s: FinetuneSettings, argv=None):
         "video": s.video,
         "obs_dim": obs_dim, "action_dim": action_dim, "env_action_dim": env_action_dim, "config": {"type": cls.name, **cfglib.to_dict(cfg)},
     }
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise write_error(out, exc) from None
-    atomic_write_json(out / "config.json", run_cfg["config"])
-    _append_command(out, argv)
-    atomic_write_json(out / "run.json", run_cfg)  # written last: its presence marks a run
+    create_run_dir(out, run_cfg, argv)
     return _finetune(out, run_cfg, s.progress, resume=False)
 
 
@@ -184,7 +178,7 @@ def resume_run(run_dir, argv=None, env_steps=None, progress=True):
         raise UserError(f"{run_dir}: not a fine-tuning run; continue it with `autodidact train --resume {run_dir}`")
     if env_steps is not None:
         run_cfg["env_steps"] = env_steps
-    _append_command(run_dir, argv)
+    append_command(run_dir, argv)
     atomic_write_json(run_dir / "run.json", run_cfg)
     return _finetune(run_dir, run_cfg, progress, resume=True)
 

@@ -21,6 +21,8 @@ Format versions: 1 (autodidact 0.1.0) kept every goal-relabeling setting as a fl
 resume and evaluate: `migrate` rewrites what they saved, in memory (the files stay as they are).
 """
 
+import shlex
+import sys
 from pathlib import Path
 
 import torch
@@ -28,6 +30,7 @@ import torch
 from autodidact import kernels
 from autodidact.core import config as cfglib
 from autodidact.core.errors import UserError
+from autodidact.core.io import atomic_write_json, atomic_write_text, write_error
 from autodidact.core.io import read_json
 from autodidact.methods import get_method
 from autodidact.workflows.checkpoint import latest_checkpoint, load_checkpoint
@@ -93,3 +96,23 @@ def load_run(run_dir, checkpoint=None):
     method = build_method(run_cfg)
     state = load_checkpoint(ckpt, method, restore_optimizers=False, restore_rng=False)
     return run_cfg, method, ckpt, state["step"]
+
+
+def append_command(out, argv=None):
+    """Add the command line (this process's, or `argv`) to the run's command.txt."""
+    argv = sys.argv if argv is None else argv
+    line = " ".join(shlex.quote(a) for a in argv)
+    prev = (out / "command.txt").read_text() if (out / "command.txt").exists() else ""
+    atomic_write_text(out / "command.txt", prev + line + "\n")
+
+
+def create_run_dir(out, run_cfg, argv=None):
+    """Make a new run directory: config.json, command.txt, then run.json, written last because its
+    presence marks a run (a directory killed before it is not one)."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise write_error(out, exc) from None
+    atomic_write_json(out / "config.json", run_cfg["config"])
+    append_command(out, argv)
+    atomic_write_json(out / "run.json", run_cfg)

@@ -10,7 +10,6 @@ across processes before each step, and only rank 0 writes or evaluates.
 
 import csv
 import os
-import shlex
 import sys
 import time
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ import torch.distributed as dist
 from autodidact import kernels
 from autodidact.core import config as cfglib
 from autodidact.core.errors import UserError
-from autodidact.core.io import atomic_path, atomic_write_json, atomic_write_text, write_error
+from autodidact.core.io import atomic_path, atomic_write_json
 from autodidact.data.dataset import load as load_dataset
 from autodidact.data.labels import label_summary
 from autodidact.envs import env_name_for_dataset
@@ -32,7 +31,7 @@ from autodidact.workflows import compiling
 from autodidact.workflows.checkpoint import latest_checkpoint, load_checkpoint, prune_checkpoints, save_checkpoint
 from autodidact.workflows.evaluate import evaluate_run
 from autodidact.workflows.figures import write_figures
-from autodidact.workflows.runs import RUN_FORMAT_VERSION, build_method, read_run
+from autodidact.workflows.runs import RUN_FORMAT_VERSION, append_command, build_method, create_run_dir, read_run
 from autodidact.workflows.runtime import (PRECISIONS, autocast, denormals_flushed, keep_freed_memory,
                                           precision_warning, to_tensors)
 
@@ -122,13 +121,7 @@ def new_run(s: TrainSettings, argv=None):
         "config": {"type": cls.name, **cfglib.to_dict(cfg)},
     }
     if rank == 0:
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise write_error(out, exc) from None
-        atomic_write_json(out / "config.json", run_cfg["config"])
-        _append_command(out, argv)
-        atomic_write_json(out / "run.json", run_cfg)  # written last: its presence marks a run
+        create_run_dir(out, run_cfg, argv)
     return _train(out, run_cfg, dataset, s.device, s.progress, resume=False)
 
 
@@ -145,7 +138,7 @@ def resume_run(run_dir, argv=None, steps=None, device="auto", progress=True, wan
     dataset = load_dataset(run_cfg["dataset"])
     world, rank = _dist_info()
     if rank == 0:
-        _append_command(run_dir, argv)
+        append_command(run_dir, argv)
         atomic_write_json(run_dir / "config.json", run_cfg["config"])
         atomic_write_json(run_dir / "run.json", run_cfg)
     return _train(run_dir, run_cfg, dataset, device, progress, resume=True)
@@ -176,13 +169,6 @@ def _labels_note(dataset, method):
         return f"{carry}; '{method.name}' learns from every transition and reads actions on those"
     return (f"{carry}; '{method.name}' learns from those only (its goals may still be any state). "
             "`autodidact label` infers the rest, `--method lapo` learns latent actions from all of them")
-
-
-def _append_command(out, argv):
-    argv = sys.argv if argv is None else argv
-    line = " ".join(shlex.quote(a) for a in argv)
-    prev = (out / "command.txt").read_text() if (out / "command.txt").exists() else ""
-    atomic_write_text(out / "command.txt", prev + line + "\n")
 
 
 class CsvLog:

@@ -5,6 +5,9 @@ pointmaze episode. Worker-count tests start real 'spawn' processes.
 """
 
 import dataclasses
+import os
+import subprocess
+import sys
 
 import numpy as np
 import ogbench
@@ -252,6 +255,17 @@ def test_visual_collect_layout_determinism_and_frames(tmp_path):
     # Frames drawn during the step and frames drawn later from the stored (qpos, qvel) agree.
     rerendered = render_frames("visual-cube-single-v0", train["qpos"][::4], train["qvel"][::4])
     assert np.abs(rerendered.astype(int) - train["observations"][::4]).mean() < 1.0
+
+
+@pytest.mark.slow
+def test_visual_collect_renders_headless_without_mujoco_gl(tmp_path):
+    """A shell without MUJOCO_GL (no X display either): the CLI picks EGL itself."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MUJOCO_GL", "DISPLAY", "PYOPENGL_PLATFORM")}
+    proc = subprocess.run([sys.executable, "-m", "autodidact", "collect", "visual-cube-single-play-v0", "--out",
+                           str(tmp_path), "--episodes", "1", "--max-episode-steps", "3", "--no-progress"],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (tmp_path / "visual-cube-single-play-v0.npz").exists()
 
 
 def test_visual_recipes_mirror_the_state_recipes():

@@ -23,19 +23,20 @@ import numpy as np
 
 from autodidact.core.errors import UserError
 
+# mujoco picks its OpenGL backend once, when it is first imported, from MUJOCO_GL; without it, it
+# tries GLFW, which needs an X display. EGL renders headless (on a GPU, or with Mesa's software
+# rasterizer on a plain CPU box). Set here, on import, so that every module that reaches ogbench
+# through this package (the collectors import ogbench's oracles directly) renders headless. A
+# user's own MUJOCO_GL wins.
+os.environ.setdefault("MUJOCO_GL", "egl")
+
 # Dataset size suffixes OGBench uses for its larger releases (e.g. `...-play-100m-v0`).
 _SIZE_TOKEN = re.compile(r"^\d+[mk]$")
 _VERSION_TOKEN = re.compile(r"^v\d+$")
 
 
 def _register():
-    """Import ogbench so its gymnasium ids exist, with headless rendering configured first.
-
-    mujoco picks its OpenGL backend once, when it is first imported, from MUJOCO_GL; without it,
-    it tries GLFW, which needs an X display. EGL renders headless (on a GPU, or with Mesa's
-    software rasterizer on a plain CPU box). A user's own MUJOCO_GL wins.
-    """
-    os.environ.setdefault("MUJOCO_GL", "egl")
+    """Import ogbench so its gymnasium ids exist (headless rendering is set up on this module's import)."""
     try:
         import ogbench  # noqa: F401  (registers the env ids)
     except ImportError as e:

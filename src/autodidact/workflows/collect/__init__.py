@@ -146,6 +146,8 @@ def collect(name, out_dir, episodes=None, seed=0, workers=1, progress=True, max_
 
 
 def _make_collector(name, max_episode_steps, render):
+    import autodidact.envs  # noqa: F401  (headless MUJOCO_GL before the oracles import mujoco)
+
     recipe = RECIPES[name]
     if recipe.kind == "play":
         from autodidact.workflows.collect.manip import PlayCollector

@@ -436,9 +436,7 @@ def _one_line_warning(message, category, filename, lineno, line=None):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     warnings.formatwarning = _one_line_warning  # a person reads these; no source lines
-    # OGBench's manipulation envs declare float64 space bounds; gymnasium casts them to float32 and
-    # says so on every env built. Nothing for a user to do about it.
-    warnings.filterwarnings("ignore", message=r".*Box (low|high)'s precision lowered by casting to float32")
+    import autodidact.envs  # noqa: F401  (headless MUJOCO_GL and quiet space warnings, before any env)
     try:
         args = build_parser().parse_args(argv)
         if args.command is None:

@@ -18,6 +18,7 @@ import inspect
 import os
 import re
 import tempfile
+import warnings
 
 import numpy as np
 
@@ -29,6 +30,9 @@ from autodidact.core.errors import UserError
 # through this package (the collectors import ogbench's oracles directly) renders headless. A
 # user's own MUJOCO_GL wins.
 os.environ.setdefault("MUJOCO_GL", "egl")
+# OGBench's manipulation envs declare float64 space bounds; gymnasium casts them to float32 and says
+# so on every env built, in every worker process. Nothing for a user to do about it.
+warnings.filterwarnings("ignore", message=r".*Box (low|high)'s precision lowered by casting to float32")
 
 # Dataset size suffixes OGBench uses for its larger releases (e.g. `...-play-100m-v0`).
 _SIZE_TOKEN = re.compile(r"^\d+[mk]$")

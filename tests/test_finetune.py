@@ -336,6 +336,20 @@ def test_pointmaze_with_prior_and_video(tmp_path, capsys):
     assert "[2]" in line and "[28]" in line and str(prior) in line
 
 
+def _assert_supe_beats_scratch(tmp_path, skills):
+    """SUPE over `skills` with the reward-free point trips as prior data reaches the goal in training
+    (3+ episodes) and evaluation (half or more) at a budget where scratch never reaches it."""
+    prior = point_task_prior(tmp_path / "prior.npz")
+    common = dict(env_steps=750, eval_every=750, eval_episodes=10, log_every=250,
+                  overrides=("start_training=100", "utd=2", "init_temperature=0.1"))
+    supe = finetune.new_run(_settings(tmp_path, method="supe", prior=prior, skills=str(skills), out="supe", **common),
+                            argv=["x"])
+    scratch = finetune.new_run(_settings(tmp_path, out="scratch", **common), argv=["x"])
+    successes = [sum(float(r["success"]) for r in _rows(run / "episodes.csv")) for run in (supe, scratch)]
+    final = float(_rows(supe / "eval.csv")[-1]["evaluation/success"])
+    assert successes[0] >= 3 and successes[1] == 0 and final >= 0.5, (successes, final)
+
+
 @pytest.mark.slow
 def test_supe_with_pretrained_skills_solves_the_task_sooner_than_scratch(tmp_path):
     """HILP skills pretrained on point play (they reach goals zero-shot), then SUPE on the point
@@ -345,15 +359,7 @@ def test_supe_with_pretrained_skills_solves_the_task_sooner_than_scratch(tmp_pat
     hilp = trainer.new_run(settings("hilp", tmp_path, point_play_dataset(tmp_path / "play.npz"), 500, out="hilp",
                                     overrides=("batch_size=256", "actor_hidden_dims=64,64", "value_hidden_dims=64,64",
                                                "skill_dim=8", "lr=1e-3")), argv=["x"])
-    prior = point_task_prior(tmp_path / "prior.npz")
-    common = dict(env_steps=750, eval_every=750, eval_episodes=10, log_every=250,
-                  overrides=("start_training=100", "utd=2", "init_temperature=0.1"))
-    supe = finetune.new_run(_settings(tmp_path, method="supe", prior=prior, skills=str(hilp), out="supe", **common),
-                            argv=["x"])
-    scratch = finetune.new_run(_settings(tmp_path, out="scratch", **common), argv=["x"])
-    successes = [sum(float(r["success"]) for r in _rows(run / "episodes.csv")) for run in (supe, scratch)]
-    final = float(_rows(supe / "eval.csv")[-1]["evaluation/success"])
-    assert successes[0] >= 3 and successes[1] == 0 and final >= 0.5, (successes, final)
+    _assert_supe_beats_scratch(tmp_path, hilp)
 
 
 @pytest.mark.slow
@@ -364,15 +370,7 @@ def test_supe_with_vae_skills_solves_the_task_sooner_than_scratch(tmp_path):
     torch.set_num_threads(1)
     vae = _vae_run(tmp_path, steps=400, overrides=("batch_size=128", "decoder_hidden_dims=64,64",
                                                     "prior_hidden_dims=64,64", "recognizer_hidden=64", "lr=1e-3"))
-    prior = point_task_prior(tmp_path / "prior.npz")
-    common = dict(env_steps=750, eval_every=750, eval_episodes=10, log_every=250,
-                  overrides=("start_training=100", "utd=2", "init_temperature=0.1"))
-    supe = finetune.new_run(_settings(tmp_path, method="supe", prior=prior, skills=str(vae), out="supe", **common),
-                            argv=["x"])
-    scratch = finetune.new_run(_settings(tmp_path, out="scratch", **common), argv=["x"])
-    successes = [sum(float(r["success"]) for r in _rows(run / "episodes.csv")) for run in (supe, scratch)]
-    final = float(_rows(supe / "eval.csv")[-1]["evaluation/success"])
-    assert successes[0] >= 3 and successes[1] == 0 and final >= 0.5, (successes, final)
+    _assert_supe_beats_scratch(tmp_path, vae)
 
 
 def test_sigkill_then_resume_is_bit_identical(tmp_path):

@@ -436,7 +436,6 @@ def _one_line_warning(message, category, filename, lineno, line=None):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     warnings.formatwarning = _one_line_warning  # a person reads these; no source lines
-    import autodidact.envs  # noqa: F401  (headless MUJOCO_GL and quiet space warnings, before any env)
     try:
         args = build_parser().parse_args(argv)
         if args.command is None:

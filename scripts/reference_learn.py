@@ -74,10 +74,14 @@ agent = getattr(mod, CLASSES[a.method]).create(a.seed, example["observations"], 
 
 t0 = time.perf_counter()
 first = last = None
+log_every = max(1, a.steps // 100)  # autodidact's default --log-every, so the two loss curves line up
+curve = []
 for step in range(1, a.steps + 1):
     agent, info = agent.update(train.sample(config["batch_size"]))
     if step == 1:
         first = {k: float(v) for k, v in info.items()}
+    if step % log_every == 0:
+        curve.append({"step": step, **{k: float(v) for k, v in info.items()}})
 last = {k: float(v) for k, v in info.items()}
 jax.block_until_ready(agent)
 train_s = time.perf_counter() - t0
@@ -104,7 +108,7 @@ result = evaluate(env_name_for_dataset(a.dataset), RefPolicy(agent, a.seed), epi
                   seed=a.seed, progress=False)
 result.update(impl="ogbench-jax", method=a.method, steps=a.steps, batch_size=a.batch_size, hidden=list(hidden or config["actor_hidden_dims"]),
               seed=a.seed, train_seconds=train_s, eval_seconds=time.perf_counter() - t0,
-              first_losses=first, last_losses=last, jax=jax.__version__)
+              first_losses=first, last_losses=last, loss_curve=curve, jax=jax.__version__)
 with open(a.json, "w") as fh:
     json.dump(result, fh, indent=1)
 print(json.dumps({k: result[k] for k in ("method", "overall_success", "train_seconds")}))

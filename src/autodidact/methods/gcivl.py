@@ -11,7 +11,7 @@ a leading head axis) with LayerNorm and a Polyak target (tau 0.005), expectile 0
 a 3x512 GELU actor without LayerNorm and unit std, one Adam (3e-4) over value and actor together,
 batch 1024, value goals 0.2/0.5/0.3 current/future (geometric)/random, actor goals uniform future.
 
-With `icvf` (a file of `autodidact icvf`, methods/icvf.py) the value network reads [phi(s), psi(g)]
+With `icvf` (a file of `autodidact icvf`, nn/representation.py) the value network reads [phi(s), psi(g)]
 instead of [s; g], phi and psi started from ICVF's representation learned without actions (its
 paper's downstream use), frozen or fine-tuned (`icvf_frozen`).
 """
@@ -26,8 +26,8 @@ from autodidact.core.config import check_common, opt
 from autodidact.core.errors import UserError
 from autodidact.data.sampler import VALUE_GOALS, GoalConfig
 from autodidact.methods.base import Method, ObservationConfig
-from autodidact.methods.icvf import Representation, read_representation
 from autodidact.nn import GCEncoder, GCValue, GaussianActor, actor_info, awr_loss, expectile_td_loss, gaussian_log_prob, value_info
+from autodidact.nn.representation import Representation, read_representation
 
 @dataclass
 class GCIVLConfig(ObservationConfig):

@@ -24,17 +24,16 @@ Not a policy, so not in the method registry: `autodidact icvf` trains it (workfl
 import copy
 import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Optional
 
 import torch
 from torch import nn
 
 from autodidact.core.config import check, opt
-from autodidact.core.errors import UserError
 from autodidact.data.sampler import GoalConfig, IntentSampler
 from autodidact.nn import MLP, EnsembleLayerNorm, EnsembleLinear, adam, ema_update, expectile_loss, make_encoder
 from autodidact.nn.encoders import ENCODERS, is_image_shape
+from autodidact.nn.representation import FILE_FORMAT, FILE_VERSION, Representation
 
 
 @dataclass
@@ -63,20 +62,6 @@ class ICVFConfig:
         check(0.0 <= self.p_samegoal <= 1.0, "p_samegoal", f"must be in [0, 1], got {self.p_samegoal}")
         check(self.encoder is None or self.encoder in ENCODERS, "encoder",
               f"must be one of {', '.join(ENCODERS)} or None, got '{self.encoder}'")
-
-
-class Representation(nn.Module):
-    """phi or psi alone: observations -> [B, hidden_dims[-1]] (an encoder, then an MLP whose last
-    layer is activated). What a downstream value network reads, initialized from an ICVF head."""
-
-    def __init__(self, encoder_name, obs_shape, hidden_dims, layer_norm):
-        super().__init__()
-        self.encoder = make_encoder(encoder_name, tuple(obs_shape))
-        self.mlp = MLP(self.encoder.out_dim, hidden_dims, layer_norm=layer_norm, activate_final=True)
-        self.out_dim = self.mlp.out_dim
-
-    def forward(self, observations):
-        return self.mlp(self.encoder(observations))
 
 
 class MultilinearValue(nn.Module):
@@ -162,9 +147,6 @@ class ICVF(nn.Module):
 
 
 # ---------------------------------------------------------------- the representation file
-FILE_FORMAT, FILE_VERSION = "autodidact-icvf", 1
-
-
 def representation_tensors(icvf: ICVF):
     """{"phi.<param>": tensor, "psi.<param>": tensor} and the metadata a representation file holds."""
     reps = icvf.representations()
@@ -175,24 +157,3 @@ def representation_tensors(icvf: ICVF):
             "hidden_dims": json.dumps(list(cfg.hidden_dims)), "layer_norm": json.dumps(cfg.layer_norm),
             "encoder": json.dumps(cfg.encoder)}
     return tensors, meta
-
-
-def read_representation(path):
-    """(metadata with its JSON values decoded, {name: tensor}) of a file `autodidact icvf` wrote."""
-    from safetensors import SafetensorError, safe_open
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: no such ICVF representation file (write one with `autodidact icvf`)")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise UserError(f"{path}: not a readable safetensors file ({exc})") from None
-    if meta.get("format") != FILE_FORMAT:
-        raise UserError(f"{path}: not an ICVF representation (write one with `autodidact icvf`)")
-    if int(meta.get("version", 0)) > FILE_VERSION:
-        raise UserError(f"{path}: ICVF file version {meta['version']} is newer than this autodidact reads "
-                        f"({FILE_VERSION}); upgrade autodidact")
-    decoded = {k: json.loads(meta[k]) for k in ("obs_shape", "hidden_dims", "layer_norm", "encoder")}
-    return decoded, tensors

@@ -111,11 +111,28 @@ def is_image_shape(shape):
     return len(shape) == 3 and shape[-1] <= 16 and shape[0] >= 8 and shape[1] >= 8
 
 
-def make_encoder(name, shape, channels=1):
+class StateEncoder(nn.Module):
+    """State vectors -> an embedding: `Flat`, then an MLP whose every layer is GELU-activated and
+    layer-normalized (the last too, so downstream networks read a normalized representation). The
+    state counterpart of the IMPALA encoder, for encoders pretrained on state observations."""
+
+    def __init__(self, shape, dims):
+        super().__init__()
+        self.flat = Flat(shape)
+        self.mlp = MLP(self.flat.out_dim, tuple(dims), layer_norm=True, activate_final=True)
+        self.out_dim = self.mlp.out_dim
+
+    def forward(self, x):
+        return self.mlp(self.flat(x))
+
+
+def make_encoder(name, shape, channels=1, state_dims=()):
     """One encoder of observations shaped `shape`; `channels` > 1 reads that many observations
-    stacked along the last axis (early fusion of [s; g]). `name` None: `Flat`."""
+    stacked along the last axis (early fusion of [s; g]). `name` None: state vectors, `Flat`, or a
+    `StateEncoder` of widths `state_dims` when given."""
     if name is None:
-        return Flat((*shape[:-1], shape[-1] * channels))
+        flat_shape = (*shape[:-1], shape[-1] * channels)
+        return StateEncoder(flat_shape, state_dims) if state_dims else Flat(flat_shape)
     h, w, c = shape
     return ImpalaEncoder((h, w, c * channels), **ENCODERS[name])
 

@@ -1,8 +1,10 @@
-"""A state representation another run starts from: phi(s) (or psi(g)), an encoder followed by an
-MLP whose last layer is activated, and the safetensors file that carries it between runs.
+"""Representations another run starts from, and the safetensors files that carry them.
 
-`autodidact icvf` writes such a file (methods/icvf.py, from the first head of its multilinear
-value); GCIVL's `icvf` setting reads it to initialize its value network.
+- ICVF's phi(s) / psi(g): an encoder followed by an MLP whose last layer is activated. `autodidact
+  icvf` writes the file (methods/icvf.py); GCIVL's `icvf` setting reads it.
+- A pretrained observation encoder: `autodidact pretrain` writes RUN/encoder.safetensors, the
+  weights of one `make_encoder(encoder, obs_shape, 1, state_dims)` (IMPALA for frames, a
+  `StateEncoder` for states); `train --encoder RUN` starts every encoder of a method from it.
 """
 
 import json
@@ -15,6 +17,8 @@ from autodidact.nn.encoders import make_encoder
 from autodidact.nn.layers import MLP
 
 FILE_FORMAT, FILE_VERSION = "autodidact-icvf", 1
+ENCODER_FORMAT, ENCODER_VERSION = "autodidact-encoder", 1
+ENCODER_FILE = "encoder.safetensors"  # inside a pretrain run
 
 
 class Representation(nn.Module):
@@ -31,18 +35,51 @@ class Representation(nn.Module):
         return self.mlp(self.encoder(observations))
 
 
+def _read_safetensors(path, what, writer):
+    from safetensors import SafetensorError, safe_open
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return f.metadata() or {}, {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise UserError(f"{path}: not a readable safetensors {what} ({exc}); write it again with `{writer}`") from None
+
+
+def encoder_file(encoder, obs_shape, encoder_name, state_dims, **extra):
+    """(tensors, metadata) of a pretrained encoder file: `encoder`'s weights, and what rebuilds it
+    (`make_encoder(encoder_name, obs_shape, 1, state_dims)`). `extra` values are stored as JSON."""
+    tensors = {k: v.detach().cpu().contiguous() for k, v in encoder.state_dict().items()}
+    meta = {"format": ENCODER_FORMAT, "version": str(ENCODER_VERSION), "obs_shape": json.dumps(list(obs_shape)),
+            "encoder": json.dumps(encoder_name), "state_dims": json.dumps(list(state_dims)),
+            **{k: json.dumps(v) for k, v in extra.items()}}
+    return tensors, meta
+
+
+def read_encoder_file(path):
+    """(metadata with its JSON values decoded, state_dict) of a pretrained encoder: a file
+    `autodidact pretrain` wrote, or the run directory holding it."""
+    path = Path(path)
+    if path.is_dir():
+        if not (path / ENCODER_FILE).is_file():
+            raise UserError(f"{path}: no {ENCODER_FILE} in this run; pass a run of `autodidact pretrain` "
+                            "(a finished run writes it, or `autodidact pretrain --resume` finishes one)")
+        path = path / ENCODER_FILE
+    elif not path.is_file():
+        raise UserError(f"{path}: no such pretrained encoder (a run directory of `autodidact pretrain`)")
+    meta, tensors = _read_safetensors(path, "encoder file", "autodidact pretrain")
+    if meta.get("format") != ENCODER_FORMAT:
+        raise UserError(f"{path}: not a pretrained encoder (write one with `autodidact pretrain`)")
+    if int(meta.get("version", 0)) > ENCODER_VERSION:
+        raise UserError(f"{path}: encoder file version {meta['version']} is newer than this autodidact reads "
+                        f"({ENCODER_VERSION}); upgrade autodidact")
+    return {k: json.loads(v) for k, v in meta.items() if k not in ("format", "version")}, tensors
+
+
 def read_representation(path):
     """(metadata with its JSON values decoded, {name: tensor}) of a file `autodidact icvf` wrote."""
-    from safetensors import SafetensorError, safe_open
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such ICVF representation file (write one with `autodidact icvf`)")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise UserError(f"{path}: not a readable safetensors file ({exc})") from None
+    meta, tensors = _read_safetensors(path, "ICVF file", "autodidact icvf")
     if meta.get("format") != FILE_FORMAT:
         raise UserError(f"{path}: not an ICVF representation (write one with `autodidact icvf`)")
     if int(meta.get("version", 0)) > FILE_VERSION:

@@ -14,12 +14,14 @@ import time
 from pathlib import Path
 
 
-def methods_listing(capsys):
+def methods_listing(capsys, section=0):
     """What `autodidact methods` prints, through the CLI's entry point in this process
-    (test_cli.py::test_methods runs it as a real process)."""
+    (test_cli.py::test_methods runs it as a real process): the methods (section 0), or the encoder
+    objectives after them (section 1, without its heading)."""
     from autodidact import cli
     assert cli.main(["methods"]) == 0
-    return capsys.readouterr().out
+    part = capsys.readouterr().out.split("\n\n")[section]
+    return part.split("\n", 1)[1] if section else part
 
 
 class ForkedCLI:

@@ -48,8 +48,10 @@ def test_info(workdir):
 
 
 def test_methods():
-    out = run("methods").stdout
+    out, objectives = run("methods").stdout.split("\n\n")
     names = [line.split()[0] for line in out.splitlines()]
+    assert [line.split()[0] for line in objectives.splitlines()[1:]] == ["spr", "dynamo", "byol", "barlow", "vicreg",
+                                                                         "idm"]
     # In registry order (the library's own order: OGBench's methods first), not sorted.
     assert names == ["gcbc", "gcivl", "gciql", "qrl", "crl", "hiql", "hilp", "play-lmp", "play-gcbc", "beso", "lapo",
                      "skill-vae"]

@@ -86,7 +86,7 @@ def test_lapo_learns_from_every_transition_of_a_partly_labeled_file(tmp_path, ca
 
 
 def test_laom_options_continuous_latents_with_supervision():
-    from autodidact.workflows.figures import linear_probe_r2
+    from autodidact.nn.diagnostics import linear_probe_r2
     full = Dataset.load(point_play_dataset_in_memory())
     ds = hide_actions(full, 0.1, seed=0)
     cfg = apply_overrides(LAPOConfig(), ["batch_size=128", "idm_hidden_dims=64,64", "fdm_hidden_dims=64,64",

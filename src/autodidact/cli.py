@@ -179,6 +179,45 @@ def build_parser():
     ic.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:N")
     ic.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
+    pt = sub.add_parser(
+        "pretrain", help="pretrain an observation encoder with a self-supervised objective",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Train an observation encoder (IMPALA for frames, an MLP for states) on DATASET with a\n"
+                    "self-supervised OBJECTIVE into RUN_DIR, through the same loop as `train` (progress,\n"
+                    "metrics.csv with the objective's losses and the embeddings' RankMe, checkpoints,\n"
+                    "bit-identical --resume). When it ends, RUN_DIR/encoder.safetensors holds the encoder and\n"
+                    "RUN_DIR/encoder_health.json its RankMe and a linear probe to the simulator state (qpos),\n"
+                    "each beside a random-init encoder. Objectives:\n"
+                    "  spr     predict future embeddings through a latent transition model (needs actions)\n"
+                    "  dynamo  latent inverse + forward dynamics over windows, covariance regularizer\n"
+                    "  byol    predict an EMA target's embedding of a future observation (BYOL-gamma)\n"
+                    "  barlow  Barlow Twins on temporal views\n"
+                    "  vicreg  VICReg on temporal views\n"
+                    "  idm     predict a_t from the embeddings of o_t and o_t+1 (needs actions)\n"
+                    "Settings: `autodidact methods --config OBJECTIVE`. See docs/PRETRAIN.md.",
+        epilog="examples:\n"
+               "  autodidact pretrain --objective vicreg --dataset data/cube-single-play-v0.npz --out runs/enc-vicreg\n"
+               "  autodidact pretrain --objective dynamo --dataset data/visual-cube-single-play-v0.npz \\\n"
+               "      --out runs/enc-dynamo --steps 20000\n"
+               "  autodidact pretrain --resume runs/enc-dynamo")
+    pt.add_argument("--objective", help="spr, dynamo, byol, barlow, vicreg or idm")
+    pt.add_argument("--dataset", help="dataset .npz (frames: visual-* names get impala_small, batch 256, p_aug 0.5)")
+    pt.add_argument("--out", help="run directory to create")
+    pt.add_argument("--resume", metavar="RUN_DIR", help="continue this run from its newest checkpoint")
+    pt.add_argument("--steps", type=_pos_int, default=None,
+                    help="total gradient steps (default 100000; with --resume, a new total extends the run)")
+    pt.add_argument("--seed", type=_nonneg_int, default=0, help="seed for networks and batches")
+    pt.add_argument("--log-every", type=_nonneg_int, default=0, help="log metrics every N steps (default steps/100)")
+    pt.add_argument("--checkpoint-every", type=_nonneg_int, default=0,
+                    help="checkpoint every N steps (default steps/10)")
+    pt.add_argument("--keep-checkpoints", type=_pos_int, default=2, help="checkpoints kept on disk (default 2)")
+    pt.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:N")
+    pt.add_argument("--precision", choices=["float32", "bf16"], default="float32",
+                    help="float32 (default), or bf16 autocast as `train --precision bf16`")
+    pt.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="override an objective setting (repeatable); see `autodidact methods --config OBJECTIVE`")
+    pt.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
     t = sub.add_parser("train", help="pretrain a method on a dataset, or resume a run",
                        description="Train METHOD on DATASET into RUN_DIR (config, metrics, checkpoints, exact "
                                    "command), or continue a killed run with --resume RUN_DIR.")
@@ -484,6 +523,8 @@ def _dispatch(args, argv):
                                                progress=not args.no_progress)))
     elif cmd == "train":
         return _train(args, argv)
+    elif cmd == "pretrain":
+        return _pretrain(args, argv)
     elif cmd == "finetune":
         return _finetune(args, argv)
     elif cmd == "eval":
@@ -522,6 +563,32 @@ def _require_run_dir(path):
     from pathlib import Path
     if not (Path(path) / "run.json").exists():
         raise UserError(f"{path}: not a run directory (no run.json)")
+
+
+def _pretrain(args, argv):
+    from autodidact.workflows import train as trainer
+    if args.resume:
+        extra = [f for f in ("objective", "dataset", "out") if getattr(args, f)]
+        if extra or args.overrides:
+            raise UserError("--resume continues a run with its saved settings; drop "
+                            + ", ".join(f"--{f}" for f in extra + (["set"] if args.overrides else [])))
+        run = trainer.resume_run(args.resume, argv=argv, steps=args.steps, device=args.device,
+                                 progress=not args.no_progress)
+    else:
+        if args.objective:
+            from autodidact.methods import get_objective
+            get_objective(args.objective)  # unknown names fail first, listing the valid ones
+        missing = [f"--{f}" for f in ("objective", "dataset", "out") if not getattr(args, f)]
+        if missing:
+            raise UserError(f"pretrain needs {', '.join(missing)} (or --resume RUN_DIR)")
+        s = trainer.TrainSettings(
+            method=args.objective, dataset=args.dataset, out=args.out, steps=args.steps or 100_000,
+            eval_every=0, eval_episodes=0, seed=args.seed, log_every=args.log_every,
+            checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep_checkpoints, device=args.device,
+            precision=args.precision, overrides=tuple(args.overrides), progress=not args.no_progress)
+        run = trainer.new_run(s, argv=argv)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"run: {run}")
 
 
 def _train(args, argv):
@@ -631,9 +698,9 @@ def _prompt(args):
 
 def _methods(args):
     from autodidact.core.config import describe
-    from autodidact.methods import FINETUNE_METHODS, METHODS, get_method
+    from autodidact.methods import FINETUNE_METHODS, METHODS, OBJECTIVES, get_method
     if args.config:
-        cls = FINETUNE_METHODS[args.config] if args.config in FINETUNE_METHODS else get_method(args.config)
+        cls = (FINETUNE_METHODS.get(args.config) or OBJECTIVES.get(args.config) or get_method(args.config))
         print(f"{cls.name} config (override with --set key=value):")
         for name, typ, default, help_ in describe(cls.Config):
             print(f"  {name:<26} {typ:<16} {default!s:<18} {help_}")
@@ -642,6 +709,9 @@ def _methods(args):
         data = (f"{cls.data}, some actions" if cls.learns_from_unlabeled
                 else cls.data + (" with actions" if cls.needs_actions else ""))
         print(f"{name:<10} prompts: {','.join(cls.prompts):<12} data: {data:<25} {cls.summary}")
+    print("\nencoder objectives (`autodidact pretrain --objective NAME`):")
+    for name, cls in OBJECTIVES.items():
+        print(f"{name:<10} {'needs actions' if cls.needs_actions else 'no actions':<14} {cls.summary}")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ published OGBench settings exist for them).
 
 OGBench's visual datasets share one row per method (`impala_small`, batch 256, random shifts with
 p_aug 0.5, and HIQL's low actor training the subgoal representation). HILP, the play methods and
-BESO have no published visual row; they get the same encoder, batch and augmentation.
+BESO have no published visual row; they get the same encoder, batch and augmentation, as do the
+encoder objectives of `autodidact pretrain`.
 """
 
 import re
@@ -21,7 +22,9 @@ _VISUAL = {"encoder": "impala_small", "batch_size": 256, "p_aug": 0.5}
 _VISUAL_ROW = {"gcbc": _VISUAL, "gcivl": {**_VISUAL, "alpha": 10.0}, "gciql": {**_VISUAL, "alpha": 1.0},
                "qrl": {**_VISUAL, "alpha": 0.3}, "crl": {**_VISUAL, "alpha": 3.0},
                "hiql": {**_VISUAL, **_HIQL_MANIPULATION, "low_actor_rep_grad": True},
-               "hilp": _VISUAL, "play-lmp": _VISUAL, "play-gcbc": _VISUAL, "beso": _VISUAL}
+               "hilp": _VISUAL, "play-lmp": _VISUAL, "play-gcbc": _VISUAL, "beso": _VISUAL,
+               # encoder objectives (`autodidact pretrain`): the encoder the methods above read
+               **{name: _VISUAL for name in ("spr", "dynamo", "byol", "barlow", "vicreg", "idm")}}
 PRESETS: dict[str, dict[str, dict]] = {
     "pointmaze-medium-navigate-v0": {"gcivl": {"alpha": 10.0}, "gciql": {"alpha": 0.003}, "qrl": {"alpha": 0.0003},
                                      "crl": {"alpha": 0.03}, "hiql": _HIQL},

@@ -19,6 +19,7 @@ from autodidact.core.io import atomic_path, atomic_write_json
 from autodidact.data.dataset import load
 from autodidact.data.sampler import WindowSampler
 from autodidact.envs.layouts import maze_positions, window_labels
+from autodidact.nn.diagnostics import linear_probe_r2
 
 
 def write_figures(method, run_dir, dataset, env=None):
@@ -213,17 +214,6 @@ def plan_latent_figure(method, run_dir, dataset, env=None, max_windows=2000):
                               "knn5_label_accuracy": accuracy, "majority_label_share": majority,
                               "pca_explained_variance": explained})
     return [out, stats]
-
-
-def linear_probe_r2(x_fit, y_fit, x_eval, y_eval, ridge=1e-3):
-    """R^2 on (x_eval, y_eval) of the affine map fitted on (x_fit, y_fit) by least squares with a
-    small ridge penalty (quantized latents are often rank-deficient: a code unseen in the fit half
-    must not get an arbitrary weight)."""
-    mean, std = x_fit.mean(0), x_fit.std(0) + 1e-8
-    a, b = (x_fit - mean) / std, (x_eval - mean) / std
-    w = np.linalg.solve(a.T @ a + ridge * len(a) * np.eye(a.shape[1]), a.T @ (y_fit - y_fit.mean(0)))
-    residual = ((b @ w + y_fit.mean(0) - y_eval) ** 2).sum()
-    return float(1.0 - residual / max(((y_eval - y_eval.mean(0)) ** 2).sum(), 1e-12))
 
 
 def latent_probe(method, run_dir, dataset, env=None, max_rows=20_000):

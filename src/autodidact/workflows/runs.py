@@ -32,7 +32,7 @@ from autodidact.core import config as cfglib
 from autodidact.core.errors import UserError
 from autodidact.core.io import atomic_write_json, atomic_write_text, write_error
 from autodidact.core.io import read_json
-from autodidact.methods import get_method
+from autodidact.methods import get_trainable
 from autodidact.workflows.checkpoint import latest_checkpoint, load_checkpoint
 
 RUN_FORMAT_VERSION = 2
@@ -57,7 +57,7 @@ def migrate(run_cfg):
     """A run.json of any earlier format, as the current format would hold it."""
     run_cfg = dict(run_cfg)
     if run_cfg.get("format_version", 1) < 2:
-        cls = get_method(run_cfg["method"])
+        cls = get_trainable(run_cfg["method"])
         fields = {name.split(".")[0] for name in cfglib.keys(cls.Config)}
         old = dict(run_cfg["config"])
         new = {k: v for k, v in old.items() if k == "type" or (k in fields and k != "gc_negative")}
@@ -77,7 +77,7 @@ def build_method(run_cfg):
     if run_cfg.get("kind") == "finetune":
         raise UserError(f"a fine-tuning run ({run_cfg['method']} on {run_cfg['env']}): continue it with "
                         "`autodidact finetune --resume`; its evaluations are in eval.csv and eval/")
-    cls = get_method(run_cfg["method"])
+    cls = get_trainable(run_cfg["method"])
     saved = {k: v for k, v in run_cfg["config"].items() if k != "type"}
     # A run saved before a config field existed was trained with that field's old behaviour.
     saved = {**{k: v for k, v in cls.legacy_defaults.items() if k not in saved}, **saved}

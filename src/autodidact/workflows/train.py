@@ -25,12 +25,13 @@ from autodidact.core.io import atomic_path, atomic_write_json
 from autodidact.data.dataset import load as load_dataset
 from autodidact.data.labels import label_summary
 from autodidact.envs import env_name_for_dataset
-from autodidact.methods import get_method
+from autodidact.methods import OBJECTIVES, get_trainable
 from autodidact.methods.presets import preset_for
 from autodidact.workflows import compiling
 from autodidact.workflows.checkpoint import latest_checkpoint, load_checkpoint, prune_checkpoints, save_checkpoint
 from autodidact.workflows.evaluate import evaluate_run
 from autodidact.workflows.figures import write_figures
+from autodidact.workflows.pretrain import export_encoder
 from autodidact.workflows.runs import RUN_FORMAT_VERSION, append_command, build_method, create_run_dir, read_run
 from autodidact.workflows.runtime import (PRECISIONS, autocast, denormals_flushed, keep_freed_memory,
                                           precision_warning, to_tensors)
@@ -99,7 +100,7 @@ def new_run(s: TrainSettings, argv=None):
     if rank == 0 and (out / "run.json").exists():
         raise UserError(f"{out}: a run already exists there; continue it with "
                         f"`autodidact train --resume {out}` or choose another --out")
-    cls = get_method(s.method)
+    cls = get_trainable(s.method)
     dataset_path = Path(s.dataset)
     env_name = env_name_for_dataset(dataset_path.name)
     preset = preset_for(dataset_path.name, cls.name)
@@ -310,6 +311,9 @@ def _train(run_dir, run_cfg, dataset, device_name, progress, resume):
         with torch.no_grad():
             for path in write_figures(method, run_dir, dataset, env=run_cfg.get("env")):
                 _log(rank, f"wrote {path}")
+            if method.name in OBJECTIVES:
+                for path in export_encoder(method, run_dir, dataset, run_cfg):
+                    _log(rank, f"wrote {path}")
     if world > 1:
         dist.barrier()
     return run_dir

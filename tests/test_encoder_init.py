@@ -162,6 +162,8 @@ def test_state_encoder_dims_from_scratch_trains_an_mlp_encoder(name, states, tmp
     assert run_cfg["config"]["state_encoder_dims"] == [8] and run_cfg["config"]["pretrained_encoder"] is None
     encoders = [m for m in method.modules() if isinstance(m, StateEncoder)]
     assert encoders and not method.pretrained_encoders()
+    if name == "hilp":  # an MLP encoder has weights, so phi's target averages them
+        assert any(target is method.target_phi_encoder for target, _ in method.targets())
     torch.manual_seed(run_cfg["seed"])
     start = type(method)(method.cfg, tuple(run_cfg["obs_shape"]), run_cfg["action_dim"])
     before = [m for m in start.modules() if isinstance(m, StateEncoder)]
@@ -230,6 +232,9 @@ def test_encoder_mismatches_and_flag_misuse_are_one_line_errors(states, frames, 
               "state vectors")
     _one_line(*_cli(capsys, *_train_args(tmp_path, frame_data, "gcbc", "--encoder", run)), "state encoder",
               "frames")
+    # frame size: an encoder of 32x32 frames for 16x16 ones
+    big = write_encoder(tmp_path / "big", (32, 32, 3), "impala_debug", ())
+    _one_line(*_cli(capsys, *_train_args(tmp_path, frame_data, "gcbc", "--encoder", big)), "[32, 32, 3]", "[16, 16, 3]")
     # frame_stack: the file reads 3 channels, two stacked frames are 6
     _one_line(*_cli(capsys, *_train_args(tmp_path, frame_data, "gcbc", "--encoder", frame_run, "--set",
                                          "frame_stack=2")), "3 channels", "frame_stack")

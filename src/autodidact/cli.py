@@ -217,7 +217,7 @@ def build_parser():
                         "a pretrained encoder: a run directory of `autodidact pretrain` or its encoder.safetensors. "
                         "Its architecture replaces the method's encoder settings; networks that read [s; g] through "
                         "one stacked encoder read the two separately. The run records the file's absolute path "
-                        "(config key pretrained_encoder); see docs/ENCODER_INIT.md")
+                        "(config key pretrained_encoder); see docs/PRETRAIN.md")
     t.add_argument("--freeze", action="store_true",
                    help="with --encoder: keep the pretrained weights fixed (no gradient, not in the optimizer, "
                         "bit-identical after training); without it they are fine-tuned with the rest")

@@ -56,7 +56,7 @@ DATA = ("transitions", "windows")
 class ObservationConfig:
     """How a method reads observations; every method's Config inherits these fields."""
     encoder: Optional[str] = opt(None, "image encoder for frame observations: " + ", ".join(ENCODERS)
-                                 + " (None: state vectors straight into the MLPs)")
+                                 + " (None: state vectors, flat or through state_encoder_dims)")
     p_aug: Optional[float] = opt(None, "probability that a batch of frames is randomly shifted (pad 3 by "
                                  "edge, crop back), OGBench's augmentation (None: never)")
     frame_stack: Optional[int] = opt(None, "stack this many consecutive frames along channels (None: one); "

@@ -124,9 +124,10 @@ class HILP(Method):
             *self.skill_critic.parameters(), *self.actor_encoder.parameters(), *self.actor.parameters()])
 
     def targets(self):
-        # A flat state encoder has no weights to average (ema_update skips it); a frame or MLP encoder does.
-        return [(self.target_phi_encoder, self.phi_encoder), (self.target_phi_net, self.phi_net),
-                (self.target_skill_critic, self.skill_critic)]
+        pairs = [(self.target_phi_net, self.phi_net), (self.target_skill_critic, self.skill_critic)]
+        if any(True for _ in self.phi_encoder.parameters()):  # a frame or MLP encoder has weights to average
+            pairs.insert(0, (self.target_phi_encoder, self.phi_encoder))
+        return pairs
 
     # ------------------------------------------------------------ representation
     @staticmethod

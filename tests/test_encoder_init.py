@@ -13,7 +13,9 @@ import shutil
 
 import pytest
 import torch
+from pointenv import point_frames_dataset, point_play_dataset, settings
 from safetensors.torch import load_file, save_file
+from test_methods import SPECS
 
 from autodidact import cli
 from autodidact.core.config import apply_overrides
@@ -25,8 +27,6 @@ from autodidact.nn.representation import ENCODER_FILE, encoder_file
 from autodidact.workflows import train as trainer
 from autodidact.workflows.runs import load_run
 from autodidact.workflows.runtime import to_tensors
-from pointenv import point_frames_dataset, point_play_dataset, settings
-from test_methods import SPECS
 
 STATE_DIMS = (16, 16)
 
@@ -69,6 +69,10 @@ def _build(name, data, encoder_run, *extra, frozen=True):
     return method, ds
 
 
+def _batch(method, ds):
+    return to_tensors(method.make_sampler(ds, seed=0).sample(method.cfg.batch_size), "cpu")
+
+
 def _train(method, ds, steps=3):
     sampler = method.make_sampler(ds, seed=0)
     for _ in range(steps):
@@ -80,14 +84,35 @@ def _optimized(method):
     return {id(p) for group in method.optimizer.param_groups for p in group["params"]}
 
 
-def _assert_reads_observations_only_through(method, encoders, obs_shape):
+def _tensors(out):
+    if isinstance(out, torch.Tensor):
+        return [out]
+    if hasattr(out, "data") and isinstance(out.data, torch.Tensor):  # a PackedSequence
+        return [out.data]
+    if isinstance(out, (tuple, list)):
+        return [t for o in out for t in _tensors(o)]
+    return []
+
+
+def _assert_reads_observations_only_through(method, encoders, obs_shape, batch):
     """Every observation-reading part is a pretrained encoder: no parameter-free flat reader is
-    left outside them, and with their outputs held constant, actions no longer depend on the
-    observations or goals."""
+    left outside them; with their outputs held constant, a batch whose observations and goals are
+    NaN leaves every other network's output finite (no network reads them around the encoders),
+    and actions no longer depend on the observations or goals."""
     inside = {id(m) for e in encoders for m in e.modules()}
     assert not [m for m in method.modules() if isinstance(m, Flat) and id(m) not in inside]
     hooks = [e.register_forward_hook(lambda mod, inp, out: torch.full_like(out, 0.5)) for e in encoders]
+    read_raw = set()
+    for name, module in method.named_modules():
+        if id(module) not in inside and name:
+            hooks.append(module.register_forward_hook(
+                lambda mod, inp, out, name=name: read_raw.update(
+                    [name] if any(t.is_floating_point() and torch.isnan(t).any() for t in _tensors(out)) else [])))
     try:
+        poisoned = {k: (torch.full(v.shape, float("nan")) if any(w in k for w in ("observations", "goal", "target"))
+                        else v) for k, v in batch.items()}
+        method.loss(poisoned)
+        assert not read_raw, sorted(read_raw)
         method.eval()
         acts = []
         scale, shift = (255.0, 0.0) if len(obs_shape) == 3 else (2.0, -1.0)  # frames, or states in [-1, 1]
@@ -116,7 +141,7 @@ def test_frozen_pretrained_state_encoder_reaches_every_network_and_stays_bit_ide
         assert all(torch.equal(v, weights[k]) for k, v in e.state_dict().items())
         assert not any(p.requires_grad for p in e.parameters())
         assert not {id(p) for p in e.parameters()} & _optimized(method)
-    _assert_reads_observations_only_through(method, encoders, ds.obs_shape)
+    _assert_reads_observations_only_through(method, encoders, ds.obs_shape, _batch(method, ds))
     _train(method, ds)
     for e in encoders:
         assert all(torch.equal(v, weights[k]) for k, v in e.state_dict().items()), name
@@ -147,7 +172,7 @@ def test_frozen_pretrained_impala_encoder_stays_bit_identical(name, frames):
     encoders = method.pretrained_encoders()
     assert method.cfg.encoder == "impala_debug"
     assert encoders and len(encoders) == sum(isinstance(m, ImpalaEncoder) for m in method.modules())
-    _assert_reads_observations_only_through(method, encoders, ds.obs_shape)
+    _assert_reads_observations_only_through(method, encoders, ds.obs_shape, _batch(method, ds))
     _train(method, ds, steps=2)
     for e in encoders:
         assert all(torch.equal(v, weights[k]) for k, v in e.state_dict().items()), name
@@ -265,6 +290,15 @@ def test_state_encoder_dims_on_frames_is_a_config_error(frames):
     cfg = apply_overrides(get_method("gcbc").Config(), ["encoder=impala_debug", "state_encoder_dims=8"])
     with pytest.raises(UserError, match="state_encoder_dims"):
         get_method("gcbc")(cfg, ds.obs_shape, ds.action_dim)
+
+
+def test_a_pretrained_encoder_without_its_architecture_in_the_config_is_refused(states):
+    """Built directly (not through `train`), the config must carry the file's architecture, which
+    `pretrained_overrides` supplies."""
+    _, run = states
+    cfg = apply_overrides(get_method("gcbc").Config(), [f"pretrained_encoder={run}"])
+    with pytest.raises(UserError, match="state_encoder_dims.*pretrained_overrides"):
+        get_method("gcbc")(cfg, (2,), 2)
 
 
 def test_pretrained_encoder_replaces_a_visual_presets_encoder(frames, tmp_path):

@@ -116,6 +116,9 @@ class Method(nn.Module, abc.ABC):
         if images and cfg.state_encoder_dims:
             raise ConfigError("state_encoder_dims", f"reads state vectors, but observations are frames "
                               f"{list(obs_shape)}; leave it unset (frames go through `encoder`)")
+        if cfg.pretrained_encoder and not images and not cfg.state_encoder_dims:
+            raise ConfigError("state_encoder_dims", "is empty, but pretrained_encoder is set; the file's widths "
+                              "belong here (`train` copies them: Method.pretrained_overrides)")
         if cfg.frame_stack and cfg.frame_stack > 1:
             obs_shape = (*obs_shape[:-1], obs_shape[-1] * cfg.frame_stack)
         self.obs_shape = obs_shape  # what the networks read (frames stacked along channels)

@@ -13,9 +13,7 @@ import shutil
 
 import pytest
 import torch
-from pointenv import point_frames_dataset, point_play_dataset, settings
 from safetensors.torch import load_file, save_file
-from test_methods import SPECS
 
 from autodidact import cli
 from autodidact.core.config import apply_overrides
@@ -27,6 +25,8 @@ from autodidact.nn.representation import ENCODER_FILE, encoder_file
 from autodidact.workflows import train as trainer
 from autodidact.workflows.runs import load_run
 from autodidact.workflows.runtime import to_tensors
+from pointenv import point_frames_dataset, point_play_dataset, settings
+from test_methods import SPECS
 
 STATE_DIMS = (16, 16)
 

@@ -50,7 +50,7 @@ def test_refuses_existing_run_and_bad_config(tmp_path):
     trainer.new_run(_settings(tmp_path, data, steps=2), argv=["x"])
     with pytest.raises(UserError, match="already exists"):
         trainer.new_run(_settings(tmp_path, data, steps=2), argv=["x"])
-    with pytest.raises(UserError, match="unknown config key 'nope'.*valid keys: encoder, p_aug, frame_stack, lr"):
+    with pytest.raises(UserError, match="unknown config key 'nope'.*valid keys: encoder, p_aug, frame_stack, state_encoder_dims, pretrained_encoder, freeze_encoder, lr"):
         trainer.new_run(_settings(tmp_path, data, out="r2", overrides=("nope=1",)), argv=["x"])
     with pytest.raises(UserError, match="config key 'lr': must be > 0"):
         trainer.new_run(_settings(tmp_path, data, out="r3", overrides=("lr=-1",)), argv=["x"])

@@ -220,7 +220,9 @@ def build_parser():
 
     t = sub.add_parser("train", help="pretrain a method on a dataset, or resume a run",
                        description="Train METHOD on DATASET into RUN_DIR (config, metrics, checkpoints, exact "
-                                   "command), or continue a killed run with --resume RUN_DIR.")
+                                   "command), or continue a killed run with --resume RUN_DIR. --encoder RUN starts "
+                                   "the method's observation and goal encoders from a pretrained encoder "
+                                   "(`autodidact pretrain`), fine-tuned, or fixed with --freeze.")
     t.add_argument("--method", help="method name (see `autodidact methods`)")
     t.add_argument("--dataset", help="dataset .npz (OGBench names pick the env and published hyperparameters)")
     t.add_argument("--out", help="run directory to create")
@@ -249,6 +251,15 @@ def build_parser():
                    help="torch.compile the training loss (default off; needs a C++ compiler on CPU)")
     t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a method config field (repeatable); see `autodidact methods --config M`")
+    t.add_argument("--encoder", metavar="RUN",
+                   help="start every observation and goal encoder of the method (target networks included) from "
+                        "a pretrained encoder: a run directory of `autodidact pretrain` or its encoder.safetensors. "
+                        "Its architecture replaces the method's encoder settings; networks that read [s; g] through "
+                        "one stacked encoder read the two separately. The run records the file's absolute path "
+                        "(config key pretrained_encoder); see docs/PRETRAIN.md")
+    t.add_argument("--freeze", action="store_true",
+                   help="with --encoder: keep the pretrained weights fixed (no gradient, not in the optimizer, "
+                        "bit-identical after training); without it they are fine-tuned with the rest")
     t.add_argument("--wandb", action="store_true",
                    help="also log the metrics to Weights & Biases (pip install 'autodidact[wandb]'); "
                         "WANDB_MODE=offline logs without a network into RUN_DIR/wandb/, WANDB_PROJECT names "
@@ -598,8 +609,10 @@ def _train(args, argv):
         from autodidact.workflows.tracking import require_wandb
         require_wandb()  # a missing extra fails before anything is written
     from autodidact.workflows import train as trainer
+    if args.freeze and not args.encoder:
+        raise UserError("--freeze keeps a pretrained encoder fixed; add --encoder RUN (a run of `autodidact pretrain`)")
     if args.resume:
-        extra = [f for f in ("method", "dataset", "out") if getattr(args, f)]
+        extra = [f for f in ("method", "dataset", "out", "encoder", "freeze") if getattr(args, f)]
         if extra or args.overrides:
             raise UserError("--resume continues a run with its saved settings; drop "
                             + ", ".join(f"--{f}" for f in extra + (["set"] if args.overrides else [])))
@@ -617,11 +630,20 @@ def _train(args, argv):
             eval_every=args.eval_every, eval_episodes=args.eval_episodes, seed=args.seed,
             log_every=args.log_every, checkpoint_every=args.checkpoint_every,
             keep_checkpoints=args.keep_checkpoints, device=args.device, precision=args.precision,
-            kernels=args.kernels, compile=args.compile, overrides=tuple(args.overrides),
+            kernels=args.kernels, compile=args.compile, overrides=tuple(args.overrides) + _encoder_overrides(args),
             progress=not args.no_progress, wandb=args.wandb)
         run = trainer.new_run(s, argv=argv)
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"run: {run}")
+
+
+def _encoder_overrides(args):
+    """--encoder RUN [--freeze] as the config keys they set (new_run resolves RUN to its absolute file)."""
+    if not args.encoder:
+        return ()
+    if any(o.split("=", 1)[0].strip() in ("pretrained_encoder", "freeze_encoder") for o in args.overrides):
+        raise UserError("--encoder and --freeze set pretrained_encoder and freeze_encoder; drop those --set keys")
+    return (f"pretrained_encoder={args.encoder}", f"freeze_encoder={str(args.freeze).lower()}")
 
 
 def _finetune(args, argv):

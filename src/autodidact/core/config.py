@@ -209,5 +209,11 @@ def check_common(cfg):
         check(0.0 <= cfg.p_aug <= 1.0, "p_aug", f"must be in [0, 1], got {cfg.p_aug}")
     if getattr(cfg, "frame_stack", None) is not None:
         check(cfg.frame_stack >= 1, "frame_stack", f"must be >= 1, got {cfg.frame_stack}")
+    if "state_encoder_dims" in has:
+        check(all(d >= 1 for d in cfg.state_encoder_dims), "state_encoder_dims",
+              f"widths must be positive, got {cfg.state_encoder_dims}")
+    if getattr(cfg, "freeze_encoder", False):
+        check(bool(cfg.pretrained_encoder), "freeze_encoder",
+              "freezes a pretrained encoder, and pretrained_encoder is unset; pass train --encoder RUN")
     if "actor_loss" in has:
         check(cfg.actor_loss in ("ddpgbc", "awr"), "actor_loss", f"must be 'ddpgbc' or 'awr', got '{cfg.actor_loss}'")

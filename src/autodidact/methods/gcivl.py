@@ -22,7 +22,7 @@ from typing import Optional
 
 import torch
 
-from autodidact.core.config import check_common, opt
+from autodidact.core.config import check, check_common, opt
 from autodidact.core.errors import UserError
 from autodidact.data.sampler import VALUE_GOALS, GoalConfig
 from autodidact.methods.base import Method, ObservationConfig
@@ -52,6 +52,8 @@ class GCIVLConfig(ObservationConfig):
 
     def __post_init__(self):
         check_common(self)
+        check(not (self.icvf and self.pretrained_encoder), "pretrained_encoder",
+              "cannot be combined with icvf (both start the value network's encoders); choose one")
 
 
 class GCIVL(Method):
@@ -83,19 +85,24 @@ class GCIVL(Method):
         return Representation(cfg.encoder, self.obs_shape, cfg.icvf_hidden_dims, cfg.icvf_layer_norm)
 
     @classmethod
-    def pretrained_overrides(cls, cfg):
-        """The phi/psi architecture of the ICVF file the config names (so the run rebuilds it without the file)."""
+    def pretrained_overrides(cls, cfg, obs_shape=None):
+        """The phi/psi architecture of the ICVF file the config names (so the run rebuilds it
+        without the file), besides the pretrained encoder's (the base's)."""
+        overrides = super().pretrained_overrides(cfg, obs_shape)
         if not cfg.icvf:
-            return {}
+            return overrides
         meta, _ = read_representation(cfg.icvf)
         if meta["encoder"] != cfg.encoder:
             raise UserError(f"{cfg.icvf}: the ICVF representation reads observations with encoder "
                             f"{meta['encoder']}, this run with {cfg.encoder}; set the same encoder")
-        return {"icvf_hidden_dims": ",".join(map(str, meta["hidden_dims"])), "icvf_layer_norm": str(meta["layer_norm"])}
+        return {**overrides, "icvf_hidden_dims": ",".join(map(str, meta["hidden_dims"])),
+                "icvf_layer_norm": str(meta["layer_norm"])}
 
     def load_pretrained(self):
         """Start phi and psi (online and target value) from the ICVF file's first head (ICVF's
-        downstream use: its representation initializes the value network)."""
+        downstream use: its representation initializes the value network), and the encoders from
+        a pretrained encoder (the base's)."""
+        super().load_pretrained()
         if not self.cfg.icvf:
             return
         _, tensors = read_representation(self.cfg.icvf)

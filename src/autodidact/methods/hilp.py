@@ -125,7 +125,7 @@ class HILP(Method):
 
     def targets(self):
         pairs = [(self.target_phi_net, self.phi_net), (self.target_skill_critic, self.skill_critic)]
-        if self.cfg.encoder is not None:  # a frame encoder has weights of its own to average
+        if any(True for _ in self.phi_encoder.parameters()):  # a frame or MLP encoder has weights to average
             pairs.insert(0, (self.target_phi_encoder, self.phi_encoder))
         return pairs
 

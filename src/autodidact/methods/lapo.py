@@ -98,11 +98,15 @@ class LAPO(Method):
             raise UserError("lapo reads state vectors: its forward model predicts the next state, not frames; "
                             "label frames with `autodidact label --set encoder=impala_small` instead")
         latent = cfg.num_latents * cfg.code_dim
-        self.idm = MLP(2 * self.obs_dim, cfg.idm_hidden_dims, latent)
+        # The inverse model reads [enc(o_t), enc(o_t+1)] and the forward model [enc(o_t), z]; on flat
+        # states the encoders are the vectors themselves (a pretrained or MLP encoder embeds them).
+        self.idm_encoder = self.gc_encoder(state=True, goal=True)
+        self.idm = MLP(self.idm_encoder.out_dim, cfg.idm_hidden_dims, latent)
         self.quantizer = VectorQuantizer(cfg.num_latents, cfg.num_codes, cfg.code_dim) if cfg.quantize else None
         # LAOM's supervision: only built when used, so every network here is one the loss trains.
         self.action_head = Linear(latent, action_dim) if cfg.action_loss > 0 else None
-        self.fdm = MLP(self.obs_dim + latent, cfg.fdm_hidden_dims, self.obs_dim)
+        self.fdm_encoder = self.make_encoder()
+        self.fdm = MLP(self.fdm_encoder.out_dim + latent, cfg.fdm_hidden_dims, self.obs_dim)
         self.actor_encoder = self.gc_encoder(concat=True)
         self.actor = MLP(self.actor_encoder.out_dim, cfg.actor_hidden_dims, latent)
         self.decoder = MLP(latent, cfg.decoder_hidden_dims, action_dim)
@@ -111,8 +115,7 @@ class LAPO(Method):
     def latent_actions(self, observations, next_observations):
         """(z_t, VQ codebook loss, commitment loss, code ids) of the transitions; without
         quantization z_t is the inverse model's output, the losses 0 and the ids None."""
-        flat = lambda x: x.reshape(len(x), -1).float()  # noqa: E731
-        z = self.idm(torch.cat([flat(observations), flat(next_observations)], -1))
+        z = self.idm(self.idm_encoder(observations, next_observations))
         if self.quantizer is None:
             return z, z.new_zeros(()), z.new_zeros(()), None
         return self.quantizer(z)
@@ -123,7 +126,7 @@ class LAPO(Method):
         s, s_next = obs.reshape(len(obs), -1).float(), next_obs.reshape(len(obs), -1).float()
         z, codebook_loss, commit_loss, ids = self.latent_actions(obs, next_obs)
         # Stage 1: the latent must explain the change the forward model cannot guess from s alone.
-        fdm_loss = F.mse_loss(self.fdm(torch.cat([s, z], -1)), s_next - s)
+        fdm_loss = F.mse_loss(self.fdm(torch.cat([self.fdm_encoder(obs), z], -1)), s_next - s)
         target = z.detach()
         # Stage 2: goal-conditioned behaviour cloning of the latent action.
         actor_loss = F.mse_loss(self.actor(self.actor_encoder(obs, batch["actor_goals"])), target)

@@ -104,10 +104,13 @@ def new_run(s: TrainSettings, argv=None):
     dataset_path = Path(s.dataset)
     env_name = env_name_for_dataset(dataset_path.name)
     preset = preset_for(dataset_path.name, cls.name)
-    cfg = cfglib.apply_overrides(cls.Config(), preset)
-    cfg = cfglib.apply_overrides(cfg, list(s.overrides))
-    cfg = cfglib.apply_overrides(cfg, cls.pretrained_overrides(cfg))
+    cfg = cfglib.apply_overrides(cfglib.apply_overrides(cls.Config(), preset), list(s.overrides))
+    if cfg.pretrained_encoder and "encoder" in preset:
+        # A pretrained encoder decides the architecture; only the user's own --set encoder may disagree with it.
+        preset = {k: v for k, v in preset.items() if k != "encoder"}
+        cfg = cfglib.apply_overrides(cfglib.apply_overrides(cls.Config(), preset), list(s.overrides))
     dataset = load_dataset(dataset_path)  # validate before anything is written
+    cfg = cfglib.apply_overrides(cfg, cls.pretrained_overrides(cfg, dataset.obs_shape))
     if cls.needs_actions:
         refuse_unlabeled(dataset, cls.name)
     run_cfg = {

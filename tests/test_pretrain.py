@@ -128,3 +128,22 @@ def test_pretrain_errors_are_one_line(tmp_path, capsys):
     _, method, _, _ = load_run(trained)
     with pytest.raises(UserError, match="pretrains an encoder and does not act"):
         method.act(torch.zeros(1, 2), torch.zeros(1, 2))
+
+
+def test_pretrain_then_train_from_the_encoder_frozen(tmp_path, capsys):
+    """The command line end to end: what `pretrain` writes, `train --encoder --freeze` reads, and
+    the method's encoders end training with the pretrained weights bit for bit."""
+    data = point_play_dataset(tmp_path / "point.npz", episodes=5)
+    sets = [a for s in overrides("vicreg") for a in ("--set", s)]
+    assert cli.main(["pretrain", "--objective", "vicreg", "--dataset", str(data), "--out", str(tmp_path / "enc"),
+                     "--steps", "10", "--no-progress", *sets]) == 0, capsys.readouterr().err
+    assert cli.main(["train", "--method", "gcbc", "--dataset", str(data), "--out", str(tmp_path / "gcbc"),
+                     "--steps", "10", "--eval-episodes", "0", "--no-progress", "--set", "batch_size=32",
+                     "--encoder", str(tmp_path / "enc"), "--freeze"]) == 0, capsys.readouterr().err
+    _, tensors = read_encoder_file(tmp_path / "enc")
+    _, method, _, _ = load_run(tmp_path / "gcbc")
+    encoders = method.pretrained_encoders()
+    assert len(encoders) == 2  # GCBC's actor: a state and a goal part
+    for encoder in encoders:
+        for k, v in encoder.state_dict().items():
+            assert torch.equal(v, tensors[k]), k

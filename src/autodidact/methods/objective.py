@@ -30,20 +30,21 @@ from autodidact.nn.diagnostics import rankme
 from autodidact.nn.encoders import is_image_shape, make_encoder
 
 
+STATE_ENCODER_DIMS = (256, 256)  # the state encoder's widths unless `state_encoder_dims` says otherwise
+
+
 @dataclass
 class ObjectiveConfig(ObservationConfig):
     lr: float = opt(3e-4, "Adam learning rate (one optimizer over the encoder and the objective's heads)")
     batch_size: int = opt(256, "samples per gradient step")
-    state_encoder_dims: tuple[int, ...] = opt((256, 256), "state observations: the encoder MLP's widths, the last "
-                                                          "the embedding's (frames use `encoder`)")
+    state_encoder_dims: tuple[int, ...] = opt((), "state observations: the encoder MLP's widths, the last the "
+                                                  "embedding's; empty: 256,256 (frames use `encoder`)")
     rankme_every: int = opt(10, "log the batch embeddings' RankMe every this many updates")
 
     def __post_init__(self):
         check_common(self)
         check(self.lr > 0, "lr", f"must be > 0, got {self.lr}")
         check(self.batch_size >= 2, "batch_size", f"must be >= 2, got {self.batch_size}")
-        check(len(self.state_encoder_dims) > 0 and all(d > 0 for d in self.state_encoder_dims),
-              "state_encoder_dims", f"must be positive widths, got {self.state_encoder_dims}")
         check(self.rankme_every >= 1, "rankme_every", f"must be >= 1, got {self.rankme_every}")
 
 
@@ -68,7 +69,8 @@ class EncoderObjective(Method):
     def __init__(self, cfg, obs_shape, action_dim):
         super().__init__(cfg, obs_shape, action_dim)
         self.images = is_image_shape(self.obs_shape)
-        self.encoder = make_encoder(cfg.encoder, self.obs_shape, 1, () if self.images else cfg.state_encoder_dims)
+        self.state_dims = () if self.images else tuple(cfg.state_encoder_dims or STATE_ENCODER_DIMS)
+        self.encoder = make_encoder(cfg.encoder, self.obs_shape, 1, self.state_dims)
         self.embed_dim = self.encoder.out_dim
         self.register_buffer("updates", torch.zeros((), dtype=torch.long))
         self.register_buffer("last_rankme", torch.zeros(()))

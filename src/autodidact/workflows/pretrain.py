@@ -65,8 +65,7 @@ def export_encoder(method, run_dir, dataset, run_cfg):
     from safetensors.torch import save_file
     health = encoder_health(method, dataset, seed=run_cfg["seed"])
     cfg = method.cfg
-    tensors, meta = encoder_file(method.encoder, method.obs_shape, cfg.encoder,
-                                 () if method.images else cfg.state_encoder_dims, objective=method.name,
+    tensors, meta = encoder_file(method.encoder, method.obs_shape, cfg.encoder, method.state_dims, objective=method.name,
                                  dataset=run_cfg["dataset"], steps=run_cfg["steps"], rankme=health["rankme"],
                                  probe_r2=health.get("probe_r2"))
     path = run_dir / ENCODER_FILE

@@ -9,7 +9,7 @@ where r_hat regresses the online rewards (squared error), m_hat classifies the o
 (cross-entropy), and f is an RND predictor trained towards a fixed random network f_random on the
 online transitions, so states the agent has not visited yet keep a large bonus. The reward and
 mask models take `utd` steps of `batch_size` online transitions per environment step, the RND
-predictor one step on the newest transition, both from 2 * start_training environment steps on, as
+predictor one step on each new transition, both from 2 * start_training environment steps on, as
 the reference. Before that the models are their random initialisation.
 
 Published settings (antmaze, the paper's main setting): RLPD's with backup_entropy False and the
@@ -100,8 +100,10 @@ class ExPLORe(RLPD):
             _step(self.reward_optimizer, loss)
             loss, m_info = self.mask_model_loss(mini)
             _step(self.mask_optimizer, loss)
-        loss, rnd_info = self.rnd_loss(transition)
-        _step(self.rnd_optimizer, loss)
+        # One predictor step per new transition (SUPE passes a skill's re-labeled windows with it).
+        for i in range(len(transition["rewards"])):
+            loss, rnd_info = self.rnd_loss({k: v[i:i + 1] for k, v in transition.items()})
+            _step(self.rnd_optimizer, loss)
         for part in (r_info, m_info, rnd_info):
             info.update({k: float(v) for k, v in part.items()})
         return info

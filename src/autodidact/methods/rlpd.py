@@ -103,6 +103,7 @@ class RLPD(nn.Module):
     needs_skills: ClassVar[bool] = False  # acts in the environment's action space
     PUBLISHED: ClassVar[dict] = {"num_critics": 10, "num_min_critics": 2, "utd": 20, "batch_size": 256,
                                  "hidden_dims": (256, 256), "start_training": 5000}
+    legacy_defaults: ClassVar[dict] = {}  # {config key added later: the value runs saved before it used}
     # What `update` and `observe` report, once training has started: the columns of metrics.csv.
     METRICS: ClassVar[tuple] = ("critic/loss", "critic/q", "critic/reward", "actor/loss", "actor/entropy",
                                 "temperature/loss", "temperature/alpha")

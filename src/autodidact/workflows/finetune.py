@@ -22,7 +22,8 @@ Run directory: as `train`'s (runs.py), with `kind: finetune` in run.json, and
 
 Resume is bit-identical: a checkpoint does not hold the simulator's state, so the episode under
 way is rebuilt by resetting the env with that episode's seed and replaying its actions from the
-replay buffer (checked against the stored observations).
+replay buffer (checked against the stored observations); SUPE's skill policy samples from a
+generator seeded from the episode's seed, so the replay draws the same samples again.
 """
 
 import math
@@ -38,7 +39,7 @@ from autodidact.core import config as cfglib
 from autodidact.core.errors import DataError, UserError
 from autodidact.core.io import atomic_write_json
 from autodidact.data.dataset import load as load_dataset
-from autodidact.data.replay import PriorTransitions, PriorWindows, ReplayBuffer
+from autodidact.data.replay import FIELDS, PriorTransitions, PriorWindows, ReplayBuffer
 from autodidact.envs import env_name_for_dataset, make_env, seed_reset_sampling, single_task_id
 from autodidact.methods import get_finetune_method
 from autodidact.workflows.checkpoint import (latest_checkpoint, load_checkpoint, load_replay, prune_checkpoints,
@@ -49,6 +50,7 @@ from autodidact.workflows.runtime import denormals_flushed
 from autodidact.workflows.train import CsvLog
 
 _EPISODE_STREAM = 0x7A1  # training episodes' seeds, apart from the evaluator's (seed, task, index)
+_SKILL_STREAM = 0x5C1  # the skill policy's action samples in an episode, from the episode's seed
 
 
 @dataclass
@@ -186,7 +188,9 @@ def resume_run(run_dir, argv=None, env_steps=None, progress=True):
 def build_agent(run_cfg):
     """The run's method, built from its saved config and seeded (with its frozen skills, if any)."""
     cls = get_finetune_method(run_cfg["method"])
-    cfg = cfglib.from_dict(cls.Config, {k: v for k, v in run_cfg["config"].items() if k != "type"})
+    saved = {k: v for k, v in run_cfg["config"].items() if k != "type"}
+    # A run saved before a config field existed ran with that field's old behaviour.
+    cfg = cfglib.from_dict(cls.Config, {**{k: v for k, v in cls.legacy_defaults.items() if k not in saved}, **saved})
     if not cls.needs_skills:
         behaviour = None
         if run_cfg.get("init"):
@@ -293,28 +297,57 @@ def _reset(env, seed):
 
 class SkillEnv:
     """The environment one level up: an action is a high-level action of `agent` (SUPE), run by its
-    frozen skill policy for `horizon` env steps, or until the episode ends. Rewards are summed;
-    `info['env_steps']` says how many steps it took."""
+    frozen skill policy for `horizon` env steps, or until the episode ends, as the reference's
+    `MetaPolicyActionWrapper`. The skill policy samples its actions at `temperature` from a
+    generator seeded at each reset, so an episode replays exactly from its seed and high-level
+    actions. The reward is sum_i discount^i r_{t+i} over the steps taken; `info` says how many
+    (`env_steps`) and their plain sum (`env_reward`). With `windows`, `info['windows']` holds the
+    high-level transitions of the other H-step windows of the stream that end inside this skill:
+    whole windows inside the episode, not ending at its last step, each with the skill the agent
+    reads off it and the same discounted reward."""
 
-    def __init__(self, env, agent, horizon):
+    def __init__(self, env, agent, horizon, discount=1.0, temperature=0.0, windows=False):
         self.env, self.agent, self.horizon = env, agent, horizon
-        self.unwrapped, self.observation = env.unwrapped, None
+        self.discount, self.temperature, self.windows = discount, temperature, windows
+        self.unwrapped, self.observation, self.generator = env.unwrapped, None, torch.Generator()
 
-    def reset(self, **kwargs):
-        self.observation, info = self.env.reset(**kwargs)
+    def reset(self, seed=None, **kwargs):
+        self.observation, info = self.env.reset(seed=seed, **kwargs)
+        self.generator.manual_seed(int(np.random.SeedSequence([seed or 0, _SKILL_STREAM]).generate_state(1)[0]))
+        # The episode's latest H + 1 observations, H actions and H rewards: the window ending now.
+        self.trail = ([np.asarray(self.observation, np.float32)], [], [])
         return self.observation, info
+
+    def _discounted(self, rewards):
+        return float(sum(self.discount ** i * r for i, r in enumerate(rewards)))
 
     def step(self, action):
         high = torch.as_tensor(np.asarray(action)[None], dtype=torch.float32)
-        total = 0.0
-        for n in range(1, self.horizon + 1):
+        observations, actions, rewards = self.trail
+        taken, windows, h = [], [], self.horizon
+        for n in range(1, h + 1):
             obs = torch.as_tensor(np.asarray(self.observation)[None], dtype=torch.float32)
-            low = self.agent.act_low(obs, high)[0].clamp(-1, 1).numpy()
+            low = self.agent.act_low(obs, high, self.temperature, self.generator)[0].clamp(-1, 1).numpy()
             self.observation, reward, terminated, truncated, info = self.env.step(low)
-            total += float(reward)
+            taken.append(float(reward))
+            observations.append(np.asarray(self.observation, np.float32))
+            actions.append(low)
+            rewards.append(float(reward))
+            del observations[:-h - 1], actions[:-h], rewards[:-h]
             if terminated or truncated:
                 break
-        return self.observation, total, terminated, truncated, {**info, "env_steps": n}
+            if self.windows and n < h and len(actions) == h:
+                windows.append((np.stack(observations), np.stack(actions), self._discounted(rewards)))
+        info = {**info, "env_steps": n, "env_reward": sum(taken)}
+        if windows:
+            info["windows"] = self._transitions(windows)
+        return self.observation, self._discounted(taken), terminated, truncated, info
+
+    def _transitions(self, windows):
+        observations, actions, rewards = (np.stack(x) for x in zip(*windows))
+        high = self.agent.label_online_windows(torch.from_numpy(observations), torch.from_numpy(actions)).numpy()
+        return {"observations": observations[:, 0], "actions": high, "rewards": rewards.astype(np.float32),
+                "masks": np.ones(len(rewards), np.float32), "next_observations": observations[:, -1]}
 
     def close(self):
         self.env.close()
@@ -396,16 +429,21 @@ def _finetune(run_dir, run_cfg, progress, resume):
     prior = _make_prior(run_cfg, agent)
     n_prior = int(round(cfg.batch_size * cfg.prior_ratio)) if prior is not None else 0
     rng = np.random.default_rng(seed)
+    interpolating = agent.needs_skills and cfg.interpolate_skills
     # The loop's state between steps, all of it in every checkpoint. `step` counts env steps;
-    # `episode_row` is the replay-buffer row where the episode under way starts.
+    # `episode_row` is the replay-buffer row where the episode under way starts; with SUPE's
+    # re-labeled windows between them, `episode_rows` lists the rows of its own steps.
     loop = {"step": 0, "episode": 0, "episode_start": 0, "episode_row": 0, "episode_return": 0.0,
             "final_rows": [], "window": {"sums": {}, "counts": {}, "updates": 0, "successes": [], "returns": []}}
-    buffer = ReplayBuffer(total, run_cfg["obs_dim"], run_cfg["action_dim"])
+    if interpolating:
+        loop["episode_rows"] = []
+    # A skill's last step may pass `total`; its windows never outnumber the env steps before it.
+    buffer = ReplayBuffer(total + horizon, run_cfg["obs_dim"], run_cfg["action_dim"])
     if resume and (ckpt := latest_checkpoint(run_dir / "checkpoints")) is not None:
         state = load_checkpoint(ckpt, agent)
         rng.bit_generator.state = state["rng"]
         loop = state["loop"]
-        buffer = ReplayBuffer.from_arrays(load_replay(ckpt), total)
+        buffer = ReplayBuffer.from_arrays(load_replay(ckpt), total + horizon)
     start = loop["step"]
     if start >= total:
         print(f"run already at env step {start} of {total}; nothing to do")
@@ -413,9 +451,10 @@ def _finetune(run_dir, run_cfg, progress, resume):
 
     env = make_env(env_name, **env_kwargs)
     if agent.needs_skills:
-        env = SkillEnv(env, agent, horizon)
+        env = SkillEnv(env, agent, horizon, cfg.skill_discount, cfg.skill_temperature, interpolating)
     observation = _reset(env, episode_seed(seed, loop["episode"]))
-    observation = _replay_episode(env, observation, buffer, loop["episode_row"], len(buffer))
+    observation = _replay_episode(env, observation, buffer, loop.get("episode_rows",
+                                                                     range(loop["episode_row"], len(buffer))))
 
     log_every, ckpt_every = run_cfg["log_every"], run_cfg["checkpoint_every"]
     eval_every = run_cfg["eval_every"] if run_cfg["eval_episodes"] else 0
@@ -451,8 +490,13 @@ def _finetune(run_dir, run_cfg, progress, resume):
         next_observation, reward, terminated, truncated, info = env.step(action)
         step = before + info.get("env_steps", 1)
         mask = 0.0 if terminated else 1.0
+        if "episode_rows" in loop:
+            loop["episode_rows"].append(len(buffer))
         buffer.add(observation, action, reward, mask, next_observation)
-        loop["episode_return"] += float(reward)
+        relabeled = info.get("windows")
+        for i in range(len(relabeled["rewards"]) if relabeled else 0):
+            buffer.add(*(relabeled[k][i] for k in FIELDS))
+        loop["episode_return"] += float(info.get("env_reward", reward))
         if before >= cfg.start_training and agent.behaviour is not None and not loop.get("distilled"):
             with denormals_flushed():
                 _accumulate(window, {"actor/distill_loss": _distill(agent, rng, buffer, prior)})
@@ -463,9 +507,11 @@ def _finetune(run_dir, run_cfg, progress, resume):
                 info_update = agent.update(batch, steps_done=before)
             window["updates"] += 1
             _accumulate(window, info_update)
-        transition = _tensors({"observations": observation[None], "actions": action[None],
-                               "rewards": np.array([reward]), "masks": np.array([mask]),
-                               "next_observations": next_observation[None]})
+        transition = {"observations": observation[None], "actions": action[None], "rewards": np.array([reward]),
+                      "masks": np.array([mask]), "next_observations": next_observation[None]}
+        if relabeled:
+            transition = {k: np.concatenate([relabeled[k], transition[k]]) for k in FIELDS}
+        transition = _tensors(transition)
         with denormals_flushed():
             _accumulate(window, agent.observe(before, transition, sample_online))
         observation = next_observation
@@ -476,6 +522,8 @@ def _finetune(run_dir, run_cfg, progress, resume):
             window["successes"].append(success)
             window["returns"].append(loop["episode_return"])
             loop.update(episode=loop["episode"] + 1, episode_start=step, episode_row=len(buffer), episode_return=0.0)
+            if "episode_rows" in loop:
+                loop["episode_rows"] = []
             observation = _reset(env, episode_seed(seed, loop["episode"]))
         loop["step"] = step
         steps_since += step - before
@@ -553,11 +601,11 @@ def _metrics_row(step, window, agent):
     return row
 
 
-def _replay_episode(env, observation, buffer, first_row, end_row):
-    """Step a freshly reset env through the episode under way (its transitions in the buffer from
-    row `first_row`), so a resumed run continues from the very state it stopped in."""
+def _replay_episode(env, observation, buffer, rows):
+    """Step a freshly reset env through the episode under way (its transitions in the buffer at
+    `rows`), so a resumed run continues from the very state it stopped in."""
     data = buffer.data
-    for i in range(first_row, end_row):
+    for i in rows:
         if not np.array_equal(np.asarray(observation, np.float32), data["observations"][i]):
             raise UserError(f"environment did not replay the interrupted episode (transition {i}); "
                             "it is not deterministic given its seed and actions, so this run cannot resume exactly")

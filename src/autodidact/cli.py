@@ -577,29 +577,17 @@ def _require_run_dir(path):
 
 
 def _pretrain(args, argv):
-    from autodidact.workflows import train as trainer
-    if args.resume:
-        extra = [f for f in ("objective", "dataset", "out") if getattr(args, f)]
-        if extra or args.overrides:
-            raise UserError("--resume continues a run with its saved settings; drop "
-                            + ", ".join(f"--{f}" for f in extra + (["set"] if args.overrides else [])))
-        run = trainer.resume_run(args.resume, argv=argv, steps=args.steps, device=args.device,
-                                 progress=not args.no_progress)
-    else:
-        if args.objective:
-            from autodidact.methods import get_objective
-            get_objective(args.objective)  # unknown names fail first, listing the valid ones
-        missing = [f"--{f}" for f in ("objective", "dataset", "out") if not getattr(args, f)]
-        if missing:
-            raise UserError(f"pretrain needs {', '.join(missing)} (or --resume RUN_DIR)")
-        s = trainer.TrainSettings(
+    from autodidact.methods import get_objective
+    from autodidact.workflows.train import TrainSettings
+
+    def settings():
+        return TrainSettings(
             method=args.objective, dataset=args.dataset, out=args.out, steps=args.steps or 100_000,
             eval_every=0, eval_episodes=0, seed=args.seed, log_every=args.log_every,
             checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep_checkpoints, device=args.device,
             precision=args.precision, overrides=tuple(args.overrides), progress=not args.no_progress)
-        run = trainer.new_run(s, argv=argv)
-    if int(os.environ.get("RANK", "0")) == 0:
-        print(f"run: {run}")
+
+    _new_or_resume(args, argv, "pretrain", "objective", get_objective, settings)
 
 
 def _train(args, argv):
@@ -608,31 +596,43 @@ def _train(args, argv):
     if args.wandb:
         from autodidact.workflows.tracking import require_wandb
         require_wandb()  # a missing extra fails before anything is written
-    from autodidact.workflows import train as trainer
     if args.freeze and not args.encoder:
         raise UserError("--freeze keeps a pretrained encoder fixed; add --encoder RUN (a run of `autodidact pretrain`)")
-    if args.resume:
-        extra = [f for f in ("method", "dataset", "out", "encoder", "freeze") if getattr(args, f)]
-        if extra or args.overrides:
-            raise UserError("--resume continues a run with its saved settings; drop "
-                            + ", ".join(f"--{f}" for f in extra + (["set"] if args.overrides else [])))
-        run = trainer.resume_run(args.resume, argv=argv, steps=args.steps, device=args.device,
-                                 progress=not args.no_progress, wandb=args.wandb)
-    else:
-        if args.method:
-            from autodidact.methods import get_method
-            get_method(args.method)  # unknown names fail first, listing the valid ones
-        missing = [f"--{f}" for f in ("method", "dataset", "out") if not getattr(args, f)]
-        if missing:
-            raise UserError(f"train needs {', '.join(missing)} (or --resume RUN_DIR)")
-        s = trainer.TrainSettings(
+    from autodidact.methods import get_method
+    from autodidact.workflows.train import TrainSettings
+
+    def settings():
+        return TrainSettings(
             method=args.method, dataset=args.dataset, out=args.out, steps=args.steps or 100_000,
             eval_every=args.eval_every, eval_episodes=args.eval_episodes, seed=args.seed,
             log_every=args.log_every, checkpoint_every=args.checkpoint_every,
             keep_checkpoints=args.keep_checkpoints, device=args.device, precision=args.precision,
             kernels=args.kernels, compile=args.compile, overrides=tuple(args.overrides) + _encoder_overrides(args),
             progress=not args.no_progress, wandb=args.wandb)
-        run = trainer.new_run(s, argv=argv)
+
+    _new_or_resume(args, argv, "train", "method", get_method, settings, other_flags=("encoder", "freeze"),
+                   wandb=args.wandb)
+
+
+def _new_or_resume(args, argv, command, name_flag, check_name, settings, other_flags=(), wandb=False):
+    """`command --resume RUN`, which refuses --NAME_FLAG, --dataset, --out, `other_flags` and --set
+    (a run keeps its saved settings), or a new run from `settings()`: an unknown name fails first,
+    listing the valid ones, then any missing flag."""
+    from autodidact.workflows import train as trainer
+    if args.resume:
+        extra = [f for f in (name_flag, "dataset", "out", *other_flags) if getattr(args, f)]
+        if extra or args.overrides:
+            raise UserError("--resume continues a run with its saved settings; drop "
+                            + ", ".join(f"--{f}" for f in extra + (["set"] if args.overrides else [])))
+        run = trainer.resume_run(args.resume, argv=argv, steps=args.steps, device=args.device,
+                                 progress=not args.no_progress, wandb=wandb)
+    else:
+        if getattr(args, name_flag):
+            check_name(getattr(args, name_flag))
+        missing = [f"--{f}" for f in (name_flag, "dataset", "out") if not getattr(args, f)]
+        if missing:
+            raise UserError(f"{command} needs {', '.join(missing)} (or --resume RUN_DIR)")
+        run = trainer.new_run(settings(), argv=argv)
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"run: {run}")
 

@@ -16,7 +16,6 @@ LayerNorm (BYOL: 4096 -> 256 with BatchNorm); the loss is not symmetrized (a tem
 direction).
 """
 
-import copy
 from dataclasses import dataclass
 
 import torch
@@ -49,12 +48,8 @@ class BYOL(EncoderObjective):
         super().__init__(cfg, obs_shape, action_dim)
         self.projection = self.head(self.embed_dim, cfg.projection_dims, cfg.projection_dim)
         self.predictor = self.head(cfg.projection_dim, cfg.predictor_dims, cfg.projection_dim)
-        self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
-        self.target_projection = copy.deepcopy(self.projection).requires_grad_(False)
+        self.build_targets()
         self.optimizer = self.make_optimizer(self.online_parameters())
-
-    def targets(self):
-        return [(self.target_encoder, self.encoder), (self.target_projection, self.projection)]
 
     def loss(self, batch):
         z = self.embed(batch["observations"])

@@ -16,6 +16,7 @@ An objective is a `Method` without prompts: it trains, checkpoints and resumes t
 trainer, but does not act.
 """
 
+import copy
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -111,6 +112,16 @@ class EncoderObjective(Method):
         info = super().update(batch)
         self.updates += 1
         return info
+
+    def build_targets(self):
+        """EMA targets of the encoder and the projection, never trained (BYOL's and SPR's f', g')."""
+        self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
+        self.target_projection = copy.deepcopy(self.projection).requires_grad_(False)
+
+    def targets(self):
+        if not hasattr(self, "target_encoder"):
+            return []
+        return [(self.target_encoder, self.encoder), (self.target_projection, self.projection)]
 
     def online_parameters(self):
         """Every trained parameter: all but the `target_*` networks."""

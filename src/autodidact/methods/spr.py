@@ -17,7 +17,6 @@ online weights, with augmentation); the loss stands alone (the paper adds it to 
 Needs actions.
 """
 
-import copy
 from dataclasses import dataclass
 
 import torch
@@ -56,12 +55,8 @@ class SPR(EncoderObjective):
         self.transition = self.head(d + action_dim, cfg.transition_dims, d)
         self.projection = self.head(d, cfg.projection_dims, cfg.projection_dim)
         self.predictor = nn.Linear(cfg.projection_dim, cfg.projection_dim)
-        self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
-        self.target_projection = copy.deepcopy(self.projection).requires_grad_(False)
+        self.build_targets()
         self.optimizer = self.make_optimizer(self.online_parameters())
-
-    def targets(self):
-        return [(self.target_encoder, self.encoder), (self.target_projection, self.projection)]
 
     def loss(self, batch):
         obs = torch.cat([batch["observations"], batch["goals"][:, None]], 1)   # o_t .. o_t+K

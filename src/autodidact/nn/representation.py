@@ -44,6 +44,14 @@ def _read_safetensors(path, what, writer):
         raise UserError(f"{path}: not a readable safetensors {what} ({exc}); write it again with `{writer}`") from None
 
 
+def _check_format(path, meta, fmt, version, what, short, writer):
+    if meta.get("format") != fmt:
+        raise UserError(f"{path}: not {what} (write one with `{writer}`)")
+    if int(meta.get("version", 0)) > version:
+        raise UserError(f"{path}: {short} file version {meta['version']} is newer than this autodidact reads "
+                        f"({version}); upgrade autodidact")
+
+
 def encoder_file(encoder, obs_shape, encoder_name, state_dims, **extra):
     """(tensors, metadata) of a pretrained encoder file: `encoder`'s weights, and what rebuilds it
     (`make_encoder(encoder_name, obs_shape, 1, state_dims)`). `extra` values are stored as JSON."""
@@ -66,11 +74,7 @@ def read_encoder_file(path):
     elif not path.is_file():
         raise UserError(f"{path}: no such pretrained encoder (a run directory of `autodidact pretrain`)")
     meta, tensors = _read_safetensors(path, "encoder file", "autodidact pretrain")
-    if meta.get("format") != ENCODER_FORMAT:
-        raise UserError(f"{path}: not a pretrained encoder (write one with `autodidact pretrain`)")
-    if int(meta.get("version", 0)) > ENCODER_VERSION:
-        raise UserError(f"{path}: encoder file version {meta['version']} is newer than this autodidact reads "
-                        f"({ENCODER_VERSION}); upgrade autodidact")
+    _check_format(path, meta, ENCODER_FORMAT, ENCODER_VERSION, "a pretrained encoder", "encoder", "autodidact pretrain")
     return {k: json.loads(v) for k, v in meta.items() if k not in ("format", "version")}, tensors
 
 
@@ -80,10 +84,6 @@ def read_representation(path):
     if not path.is_file():
         raise UserError(f"{path}: no such ICVF representation file (write one with `autodidact icvf`)")
     meta, tensors = _read_safetensors(path, "ICVF file", "autodidact icvf")
-    if meta.get("format") != FILE_FORMAT:
-        raise UserError(f"{path}: not an ICVF representation (write one with `autodidact icvf`)")
-    if int(meta.get("version", 0)) > FILE_VERSION:
-        raise UserError(f"{path}: ICVF file version {meta['version']} is newer than this autodidact reads "
-                        f"({FILE_VERSION}); upgrade autodidact")
+    _check_format(path, meta, FILE_FORMAT, FILE_VERSION, "an ICVF representation", "ICVF", "autodidact icvf")
     decoded = {k: json.loads(meta[k]) for k in ("obs_shape", "hidden_dims", "layer_norm", "encoder")}
     return decoded, tensors

@@ -27,6 +27,7 @@ on labeled transitions whose gradient reaches the inverse model.
 - its stage 3 fine-tunes with online RL; offline, the decoder is supervised on the labeled data.
 """
 
+import copy
 from dataclasses import dataclass
 
 import torch
@@ -37,7 +38,7 @@ from autodidact.core.config import check, check_common, opt
 from autodidact.core.errors import UserError
 from autodidact.data.sampler import GoalConfig
 from autodidact.methods.base import Method, ObservationConfig
-from autodidact.nn import MLP, Linear
+from autodidact.nn import MLP, Linear, ema_update
 
 
 @dataclass
@@ -53,6 +54,15 @@ class LAPOConfig(ObservationConfig):
     code_dim: int = opt(16, "dimension of one code")
     commitment: float = opt(0.05, "VQ commitment cost: pulls the inverse model's output to its code")
     quantize: bool = opt(True, "quantize latent actions (LAPO); false keeps them continuous, as LAOM")
+    latent_forward: bool = opt(False, "LAOM's latent forward prediction: one encoder embeds o_t and o_t+k, and the "
+                               "forward model predicts a target encoder's embedding of o_t+1 instead of the next "
+                               "state (what lapo needs to read frames)")
+    future_offset: int = opt(1, "the inverse model reads (o_t, o_t+k), k uniform in 1..future_offset within the "
+                             "episode (LAOM's future_obs_offset); the forward model still predicts o_t+1")
+    target_tau: float = opt(0.01, "rate of the target encoder's EMA after each step (latent_forward; LAOM's "
+                            "target_tau)")
+    embed_norm: bool = opt(True, "layer-normalize the embedding, without affine parameters (latent_forward; "
+                           "LAOM's encoder_norm_out)")
     action_loss: float = opt(0.0, "weight of LAOM's supervised loss: a linear head reads the action off the "
                              "latent on labeled transitions, its gradient shaping the inverse model (0: off)")
     discount: float = opt(0.99, "only used when actor goals are sampled with geometric offsets")
@@ -64,6 +74,8 @@ class LAPOConfig(ObservationConfig):
             check(getattr(self, k) >= 1, k, f"must be >= 1, got {getattr(self, k)}")
         check(self.commitment >= 0, "commitment", f"must be >= 0, got {self.commitment}")
         check(self.action_loss >= 0, "action_loss", f"must be >= 0, got {self.action_loss}")
+        check(self.future_offset >= 1, "future_offset", f"must be >= 1, got {self.future_offset}")
+        check(0.0 < self.target_tau <= 1.0, "target_tau", f"must be in (0, 1], got {self.target_tau}")
 
 
 class VectorQuantizer(nn.Module):
@@ -94,40 +106,96 @@ class LAPO(Method):
 
     def __init__(self, cfg: LAPOConfig, obs_shape, action_dim):
         super().__init__(cfg, obs_shape, action_dim)
-        if cfg.encoder is not None:
-            raise UserError("lapo reads state vectors: its forward model predicts the next state, not frames; "
-                            "label frames with `autodidact label --set encoder=impala_small` instead")
+        if cfg.encoder is not None and not cfg.latent_forward:
+            raise UserError("lapo reads state vectors here: its forward model predicts the next state, not frames; "
+                            "add --set latent_forward=true (LAOM's prediction in a learned embedding), or label "
+                            "frames with `autodidact label --set encoder=impala_small`")
         latent = cfg.num_latents * cfg.code_dim
-        # The inverse model reads [enc(o_t), enc(o_t+1)] and the forward model [enc(o_t), z]; on flat
-        # states the encoders are the vectors themselves (a pretrained or MLP encoder embeds them).
-        self.idm_encoder = self.gc_encoder(state=True, goal=True)
-        self.idm = MLP(self.idm_encoder.out_dim, cfg.idm_hidden_dims, latent)
+        if cfg.latent_forward:
+            # LAOM: one encoder embeds both observations the inverse model reads.
+            self.obs_encoder = self.make_encoder()
+            embed_dim = self.obs_encoder.out_dim
+            self.embed_norm = nn.LayerNorm(embed_dim, elementwise_affine=False) if cfg.embed_norm else nn.Identity()
+            self.idm = MLP(2 * embed_dim, cfg.idm_hidden_dims, latent)
+        else:
+            # The inverse model reads [enc(o_t), enc(o_t+1)] and the forward model [enc(o_t), z]; on flat
+            # states the encoders are the vectors themselves (a pretrained or MLP encoder embeds them).
+            self.idm_encoder = self.gc_encoder(state=True, goal=True)
+            self.idm = MLP(self.idm_encoder.out_dim, cfg.idm_hidden_dims, latent)
         self.quantizer = VectorQuantizer(cfg.num_latents, cfg.num_codes, cfg.code_dim) if cfg.quantize else None
         # LAOM's supervision: only built when used, so every network here is one the loss trains.
         self.action_head = Linear(latent, action_dim) if cfg.action_loss > 0 else None
-        self.fdm_encoder = self.make_encoder()
-        self.fdm = MLP(self.fdm_encoder.out_dim + latent, cfg.fdm_hidden_dims, self.obs_dim)
+        if cfg.latent_forward:
+            # Reads the embedding of o_t detached, as the reference: only the inverse model and the
+            # target shape the embedding, so the forward model cannot pull it towards the trivial.
+            self.fdm = MLP(embed_dim + latent, cfg.fdm_hidden_dims, embed_dim)
+            self.target_encoder = copy.deepcopy(self.obs_encoder).requires_grad_(False)
+        else:
+            self.fdm_encoder = self.make_encoder()
+            self.fdm = MLP(self.fdm_encoder.out_dim + latent, cfg.fdm_hidden_dims, self.obs_dim)
         self.actor_encoder = self.gc_encoder(concat=True)
         self.actor = MLP(self.actor_encoder.out_dim, cfg.actor_hidden_dims, latent)
         self.decoder = MLP(latent, cfg.decoder_hidden_dims, action_dim)
         self.optimizer = self.make_optimizer(self.parameters())
 
+    def targets(self):
+        return [(self.target_encoder, self.obs_encoder)] if self.cfg.latent_forward else []
+
+    def update_targets(self):
+        for target, online in self.targets():
+            ema_update(target, online, self.cfg.target_tau)
+
+    def update(self, batch):
+        # The reference moves its target after the optimizer step, towards the new weights.
+        loss, info = self.loss(batch)
+        self.optimize(loss)
+        self.update_targets()
+        return info
+
+    def embed(self, observations, target=False):
+        """The (target) encoder's normalized embedding of observations (latent_forward)."""
+        return self.embed_norm((self.target_encoder if target else self.obs_encoder)(observations))
+
+    def _infer(self, observations, later_observations):
+        """(z, codebook loss, commitment loss, code ids, embedding of `observations` or None)."""
+        embedding = None
+        if self.cfg.latent_forward:
+            # One encoder pass over both halves, as the reference does.
+            embedding, later = self.embed(torch.cat([observations, later_observations])).chunk(2)
+            z = self.idm(torch.cat([embedding, later], -1))
+        else:
+            z = self.idm(self.idm_encoder(observations, later_observations))
+        if self.quantizer is None:
+            return z, z.new_zeros(()), z.new_zeros(()), None, embedding
+        return (*self.quantizer(z), embedding)
+
     def latent_actions(self, observations, next_observations):
         """(z_t, VQ codebook loss, commitment loss, code ids) of the transitions; without
         quantization z_t is the inverse model's output, the losses 0 and the ids None."""
-        z = self.idm(self.idm_encoder(observations, next_observations))
-        if self.quantizer is None:
-            return z, z.new_zeros(()), z.new_zeros(()), None
-        return self.quantizer(z)
+        return self._infer(observations, next_observations)[:4]
 
     def loss(self, batch):
         cfg = self.cfg
         obs, next_obs = batch["observations"], batch["next_observations"]
-        s, s_next = obs.reshape(len(obs), -1).float(), next_obs.reshape(len(obs), -1).float()
-        z, codebook_loss, commit_loss, ids = self.latent_actions(obs, next_obs)
-        # Stage 1: the latent must explain the change the forward model cannot guess from s alone.
-        fdm_loss = F.mse_loss(self.fdm(torch.cat([self.fdm_encoder(obs), z], -1)), s_next - s)
-        target = z.detach()
+        # LAOM's multi-step inverse model reads o_t+k (the sampler draws k); the forward model
+        # still predicts o_t+1.
+        later = batch.get("future_observations", next_obs)
+        z, codebook_loss, commit_loss, ids, embedding = self._infer(obs, later)
+        # Stage 1: the latent must explain the change the forward model cannot guess from o_t alone.
+        if cfg.latent_forward:
+            with torch.no_grad():
+                target_embedding = self.embed(next_obs, target=True)
+            fdm_loss = F.mse_loss(self.fdm(torch.cat([embedding.detach(), z], -1)), target_embedding)
+        else:
+            s, s_next = obs.reshape(len(obs), -1).float(), next_obs.reshape(len(obs), -1).float()
+            fdm_loss = F.mse_loss(self.fdm(torch.cat([self.fdm_encoder(obs), z], -1)), s_next - s)
+        if later is next_obs:
+            target = z.detach()
+        else:
+            # The policy and the decoder read the one-step latent, as the reference labels its
+            # behaviour cloning data with (o_t, o_t+1).
+            with torch.no_grad():
+                target = self.latent_actions(obs, next_obs)[0]
         # Stage 2: goal-conditioned behaviour cloning of the latent action.
         actor_loss = F.mse_loss(self.actor(self.actor_encoder(obs, batch["actor_goals"])), target)
         # Stage 3: decode latents to actions where the action is known.

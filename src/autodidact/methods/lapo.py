@@ -136,7 +136,7 @@ class LAPO(Method):
         self.actor_encoder = self.gc_encoder(concat=True)
         self.actor = MLP(self.actor_encoder.out_dim, cfg.actor_hidden_dims, latent)
         self.decoder = MLP(latent, cfg.decoder_hidden_dims, action_dim)
-        self.optimizer = self.make_optimizer(self.parameters())
+        self.optimizer = self.make_optimizer(p for n, p in self.named_parameters() if not n.startswith("target_"))
 
     def targets(self):
         return [(self.target_encoder, self.obs_encoder)] if self.cfg.latent_forward else []

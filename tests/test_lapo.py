@@ -136,8 +136,9 @@ def test_latent_forward_learns_latent_actions_from_frames(tmp_path):
     the latent actions (read off frame pairs) carry the true actions far better than at init."""
     import json
 
-    from autodidact.workflows.figures import latent_probe
     from pointenv import point_frames_dataset
+
+    from autodidact.workflows.figures import latent_probe
     full = Dataset.load(point_frames_dataset(tmp_path / "frames.npz", episodes=20, length=30))
     ds = hide_actions(full, 0.3, seed=0)
     cfg = apply_overrides(LAPOConfig(), [*LAOM_TINY, "lr=1e-3", "action_loss=1.0", "future_offset=2",
@@ -183,7 +184,8 @@ def test_future_offsets_are_uniform_up_to_k_inside_the_episode():
     offset = future - obs
     assert set(np.unique(offset)) == {1, 2, 3, 4}
     end = ds.episode_end_of(obs.astype(int))
-    assert (future <= end).all() and (ds.episode_start_of(future.astype(int)) == ds.episode_start_of(obs.astype(int))).all()
+    start = ds.episode_start_of(obs.astype(int))
+    assert (future <= end).all() and (ds.episode_start_of(future.astype(int)) == start).all()
     # Far from the end every offset is equally likely; near it, only those that stay in the episode.
     far = end - obs >= 4
     np.testing.assert_allclose(np.bincount(offset[far].astype(int), minlength=5)[1:] / far.sum(), 0.25, atol=0.04)

@@ -17,14 +17,35 @@ Defaults follow the reference's quantizer (`lapo/config.yaml`): 4 latents per ac
   reference trains them one after the other. A schedule of stages would need its own resume state;
   the joint loss converges to the same fixed point because nothing flows back into stage 1.
 - the codebook is learned by the VQ-VAE codebook loss, not by EMA updates (decay 0.999).
-- states, not frames: the forward model predicts the change o_{t+1} - o_t with an MLP (the
-  reference's IMPALA/U-Net world model predicts pixels). LAOM's latent forward prediction is the
-  cheap route to frames and is not here yet.
-- the reference's inverse model also sees a few past observations; here (o_t, o_{t+1}) only.
-Two of LAOM's changes (Nikulin et al. 2025, dunnolab/laom) are options: `quantize=false` keeps the
-latent continuous, and `action_loss` > 0 adds a supervised linear head from the latent to the action
-on labeled transitions whose gradient reaches the inverse model.
+- by default states, not frames: the forward model predicts the change o_{t+1} - o_t with an MLP
+  (the reference's IMPALA/U-Net world model predicts pixels). Frames take `latent_forward` below.
+- the reference's inverse model also sees a few past observations; here those are `frame_stack`.
 - its stage 3 fine-tunes with online RL; offline, the decoder is supervised on the labeled data.
+
+LAOM (Nikulin et al. 2025, "Latent Action Learning Requires Supervision in the Presence of
+Distractors", dunnolab/laom: `train_laom.py`, `train_laom_labels.py`, `src/nn.py`) as options:
+- `quantize=false` keeps the latent continuous.
+- `action_loss` > 0 (its labeled_loss_coef: 0.05 in the script's config, 0.001 in its example
+  yaml) adds a linear head from the latent to the action on labeled transitions whose gradient
+  reaches the inverse model.
+- `latent_forward`: one encoder embeds o_t and the inverse model's second observation (its output
+  layer-normalized without affine parameters, `embed_norm`, the reference's encoder_norm_out); the
+  inverse model reads [e(o_t), e(o_t+k)]; the forward model reads [e(o_t) detached, z_t] and
+  regresses a target encoder's embedding of o_t+1. The target is an EMA of the encoder, moved after
+  each optimizer step by `target_tau` (0.01 as the script's config; its yaml has 0.001). Nothing
+  is reconstructed, so the encoder may be an image encoder (`encoder=impala_small`).
+- `future_offset` K > 1: the inverse model's second observation is o_t+k, k uniform in 1..K (the
+  reference's future_obs_offset: 1 in the script, 10 in the yaml); the forward model still predicts
+  o_t+1, and the policy and the decoder read the one-step latent of (o_t, o_t+1), as the
+  reference's behaviour cloning labels its data.
+The LAOM preset: `--set latent_forward=true --set quantize=false --set action_loss=0.05
+--set future_offset=10 --set frame_stack=3 --set num_latents=16` (a 256-wide latent, as the
+script's latent_action_dim). Departures from LAOM: its heads are MLPs whose blocks re-read their
+inputs, here plain MLPs (`idm_hidden_dims`, `fdm_hidden_dims`); its encoder is its own IMPALA-style
+stack, here `encoder` (OGBench's); its target copies the whole model and reads only the encoder,
+here the encoder alone; the labeled loss reads the labeled rows of each batch, where it draws a
+separate labeled batch; k is drawn up to the steps left in the episode, where it starts only where
+t+K fits; no learning-rate warm-up and decay.
 """
 
 import copy
@@ -136,7 +157,8 @@ class LAPO(Method):
         self.actor_encoder = self.gc_encoder(concat=True)
         self.actor = MLP(self.actor_encoder.out_dim, cfg.actor_hidden_dims, latent)
         self.decoder = MLP(latent, cfg.decoder_hidden_dims, action_dim)
-        self.optimizer = self.make_optimizer(p for n, p in self.named_parameters() if not n.startswith("target_"))
+        self.optimizer = self.make_optimizer(p for name, p in self.named_parameters()
+                                             if not name.startswith("target_"))
 
     def targets(self):
         return [(self.target_encoder, self.obs_encoder)] if self.cfg.latent_forward else []

@@ -83,7 +83,8 @@ class LAPOConfig(ObservationConfig):
     target_tau: float = opt(0.01, "rate of the target encoder's EMA after each step (latent_forward; LAOM's "
                             "target_tau)")
     embed_norm: bool = opt(True, "layer-normalize the embedding, without affine parameters (latent_forward; "
-                           "LAOM's encoder_norm_out)")
+                           "LAOM's encoder_norm_out); on flat state vectors, set state_encoder_dims or turn it "
+                           "off, as normalizing a few raw coordinates discards most of them")
     action_loss: float = opt(0.0, "weight of LAOM's supervised loss: a linear head reads the action off the "
                              "latent on labeled transitions, its gradient shaping the inverse model (0: off)")
     discount: float = opt(0.99, "only used when actor goals are sampled with geometric offsets")

@@ -124,3 +124,88 @@ def point_play_dataset_in_memory(episodes=20, length=30):
     import tempfile
     from pathlib import Path
     return point_play_dataset(Path(tempfile.mkdtemp()) / "point.npz", episodes=episodes, length=length)
+
+
+LAOM_TINY = ["encoder=impala_debug", "latent_forward=true", "quantize=false", "num_latents=1", "batch_size=64",
+             "idm_hidden_dims=64,64", "fdm_hidden_dims=64,64", "actor_hidden_dims=16", "decoder_hidden_dims=16"]
+
+
+def test_latent_forward_learns_latent_actions_from_frames(tmp_path):
+    """LAOM on camera frames of the point world, 30% of the episodes labeled: the forward model
+    predicts an EMA target's embedding, the target takes no gradient and moves by EMA only, and
+    the latent actions (read off frame pairs) carry the true actions far better than at init."""
+    import json
+
+    from pointenv import point_frames_dataset
+
+    from autodidact.workflows.figures import latent_probe
+    full = Dataset.load(point_frames_dataset(tmp_path / "frames.npz", episodes=20, length=30))
+    ds = hide_actions(full, 0.3, seed=0)
+    cfg = apply_overrides(LAPOConfig(), [*LAOM_TINY, "lr=1e-3", "action_loss=1.0", "future_offset=2",
+                                         "frame_stack=2"])
+    torch.manual_seed(0)
+    lapo = LAPO(cfg, ds.obs_shape, 2)
+    assert [t for t, _ in lapo.targets()] == [lapo.target_encoder]
+    assert not any(p.requires_grad for p in lapo.target_encoder.parameters())
+    stepped = {id(p) for group in lapo.optimizer.param_groups for p in group["params"]}
+    assert stepped.isdisjoint(map(id, lapo.target_encoder.parameters()))
+    assert not hasattr(lapo, "fdm_encoder") and lapo.fdm.out_dim == lapo.obs_encoder.out_dim
+    sampler = lapo.make_sampler(ds, seed=0)
+    for step in range(200):
+        batch = to_tensors(sampler.sample(64), "cpu")
+        assert batch["future_observations"].shape == batch["observations"].shape == (64, 16, 16, 6)
+        target = [p.detach().clone() for p in lapo.target_encoder.parameters()]
+        info = lapo.update(batch)
+        assert all(np.isfinite(float(v)) for v in info.values()), info
+    # The last step moved the target by EMA towards the online encoder's new weights, and no further.
+    tau = cfg.target_tau
+    for t0, t1, online in zip(target, lapo.target_encoder.parameters(), lapo.obs_encoder.parameters()):
+        assert t1.grad is None
+        torch.testing.assert_close(t1, t0 + tau * (online - t0))
+    assert any(not torch.equal(t, o) for t, o in zip(lapo.target_encoder.parameters(), lapo.obs_encoder.parameters()))
+    # LAOM's linear probe (the figure `train` writes), fitted on half the episodes, scored on the rest.
+    stats = json.loads(latent_probe(lapo, tmp_path, full)[0].read_text())
+    assert stats["r2"] > 0.3 and stats["r2"] > stats["r2_random_init"] + 0.3, stats
+
+
+def _indexed_episodes(lengths):
+    """Observations that are their own index, episodes of the given lengths."""
+    terms = np.concatenate([np.arange(n) == n - 1 for n in lengths])
+    obs = np.arange(len(terms), dtype=np.float32)[:, None]
+    return Dataset(obs, terms, np.zeros((len(terms), 2), np.float32))
+
+
+def test_future_offsets_are_uniform_up_to_k_inside_the_episode():
+    from autodidact.data.sampler import GoalSampler
+    ds = _indexed_episodes([3, 12, 7, 20])
+    sampler = GoalSampler(ds, seed=0, future_offset=4, frame_stack=2, unlabeled=True)
+    batch = sampler.sample(4000)
+    obs, future = batch["observations"][:, -1], batch["future_observations"][:, -1]  # the last stacked frame
+    offset = future - obs
+    assert set(np.unique(offset)) == {1, 2, 3, 4}
+    end = ds.episode_end_of(obs.astype(int))
+    start = ds.episode_start_of(obs.astype(int))
+    assert (future <= end).all() and (ds.episode_start_of(future.astype(int)) == start).all()
+    # Far from the end every offset is equally likely; near it, only those that stay in the episode.
+    far = end - obs >= 4
+    np.testing.assert_allclose(np.bincount(offset[far].astype(int), minlength=5)[1:] / far.sum(), 0.25, atol=0.04)
+    last = end - obs == 1
+    assert last.any() and (offset[last] == 1).all()
+    # Frames stack before the future observation as before the others (its episode's earlier frames).
+    np.testing.assert_array_equal(batch["future_observations"][:, 0],
+                                  np.maximum(future - 1, ds.episode_start_of(future.astype(int))))
+    # Without it, batches are what they were: no key, the same draws.
+    plain = GoalSampler(ds, seed=0, frame_stack=2, unlabeled=True).sample(8)
+    explicit = GoalSampler(ds, seed=0, frame_stack=2, unlabeled=True, future_offset=1).sample(8)
+    assert "future_observations" not in plain and plain.keys() == explicit.keys()
+    assert all(np.array_equal(plain[k], explicit[k]) for k in plain)
+
+
+def test_latent_forward_resumes_bit_identically(tmp_path):
+    from pointenv import assert_resume_matches_uninterrupted, point_frames_dataset
+    full = Dataset.load(point_frames_dataset(tmp_path / "frames.npz", episodes=4, length=12))
+    hide_actions(full, 0.5, seed=0).save(tmp_path / "part.npz")
+    weights = assert_resume_matches_uninterrupted(
+        "lapo", tmp_path, [*LAOM_TINY, "batch_size=16", "action_loss=0.05", "future_offset=3", "frame_stack=2",
+                           "p_aug=0.5"], steps=4, every=2, data=tmp_path / "part.npz")
+    assert any(k.startswith("target_encoder.") for k in weights)

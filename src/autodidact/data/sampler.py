@@ -114,14 +114,20 @@ class GoalSampler(_Sampler):
     adds HIQL's low-level goals (k steps ahead) and high-level goals with their k-step subgoal
     targets; `chunk` > 1 returns the next `chunk` actions of the episode per row ([B, chunk, A]),
     starting only where all of them carry labels. With `unlabeled` a batch starts from any
-    transition, labeled or not: its `actions` are zeros where `action_labeled` is 0.
+    transition, labeled or not: its `actions` are zeros where `action_labeled` is 0. With
+    `future_offset` K > 1 it also holds `future_observations`, o_t+k with k uniform in
+    1..min(K, steps left in the episode), so the offset never crosses the episode's end (LAOM's
+    multi-step inverse model).
     """
 
     def __init__(self, dataset: Dataset, seed: int = 0, *, value_goals: GoalConfig = None,
                  actor_goals: GoalConfig = None, discount: float = 0.99, gc_negative: bool = True,
                  subgoal_steps: int = 0, chunk: int = 1, need_actions: bool = True, unlabeled: bool = False,
-                 p_aug=None, frame_stack=None):
+                 future_offset: int = 1, p_aug=None, frame_stack=None):
         super().__init__(dataset, seed, p_aug, frame_stack)
+        if future_offset < 1:
+            raise UserError(f"future_offset must be >= 1, got {future_offset}")
+        self.future_offset = future_offset
         self.value_goals, self.actor_goals = value_goals, actor_goals
         self.discount, self.gc_negative, self.subgoal_steps = discount, gc_negative, subgoal_steps
         self.need_actions = need_actions
@@ -162,6 +168,11 @@ class GoalSampler(_Sampler):
         u = self.rng.random(n)
         return np.round(np.minimum(idxs + 1, final) * u + final * (1.0 - u)).astype(np.int64)
 
+    def future_idxs(self, idxs):
+        """idxs + k, k uniform in 1..min(future_offset, steps to the episode's last observation)."""
+        room = np.minimum(self.dataset.episode_end_of(idxs) - idxs, self.future_offset)
+        return idxs + self.rng.integers(1, room + 1)
+
     def sample_goals(self, idxs, goals: GoalConfig, final):
         """Goal indices for starts `idxs`, drawn as `goals` says; `final` is each start's last
         transition start (the reference's "final state" in compact data)."""
@@ -189,6 +200,8 @@ class GoalSampler(_Sampler):
                 batch["actions"] = take(ds.actions, idxs)
         elif self.need_actions:
             batch["actions"] = take(ds.actions, idxs[:, None] + self._chunk)   # [B, chunk, A]
+        if self.future_offset > 1:
+            batch["future_observations"] = self.frames(self.future_idxs(idxs))
         if self.value_goals is not None:
             value_goal_idxs = self.sample_goals(idxs, self.value_goals, final)
             batch["value_goals"] = self.frames(value_goal_idxs)
@@ -199,8 +212,8 @@ class GoalSampler(_Sampler):
             batch["actor_goals"] = self.frames(self.sample_goals(idxs, self.actor_goals, final))
         if self.subgoal_steps:
             self._add_subgoals(batch, idxs, final)
-        self.augment(batch, ["observations", "next_observations", "value_goals", "actor_goals", "low_actor_goals",
-                             "high_actor_goals", "high_actor_targets"])
+        self.augment(batch, ["observations", "next_observations", "future_observations", "value_goals", "actor_goals",
+                             "low_actor_goals", "high_actor_goals", "high_actor_targets"])
         return batch
 
     def _add_subgoals(self, batch, idxs, final):

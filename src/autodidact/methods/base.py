@@ -224,6 +224,7 @@ class Method(nn.Module, abc.ABC):
                            actor_goals=getattr(cfg, "actor_goals", None), discount=cfg.discount,
                            gc_negative=getattr(cfg, "gc_negative", True),
                            subgoal_steps=getattr(cfg, "subgoal_steps", 0), chunk=getattr(cfg, "chunk", 1),
+                           future_offset=getattr(cfg, "future_offset", 1),
                            need_actions=self.needs_actions, unlabeled=self.learns_from_unlabeled)
 
     def make_policy(self, temperature=0.0, seed=0):

@@ -17,7 +17,7 @@ import torch
 from autodidact.core.errors import DataError, UserError
 from autodidact.core.io import atomic_path, atomic_write_json
 from autodidact.data.dataset import load
-from autodidact.data.sampler import WindowSampler
+from autodidact.data.sampler import GoalSampler, WindowSampler
 from autodidact.envs.layouts import maze_positions, window_labels
 from autodidact.nn.diagnostics import linear_probe_r2
 
@@ -226,15 +226,21 @@ def latent_probe(method, run_dir, dataset, env=None, max_rows=20_000):
     fit = episode % 2 == 0
     if fit.all() or not fit.any():  # one labeled episode: split its transitions instead
         fit = rng.random(len(idxs)) < 0.5
-    obs, nxt = (torch.as_tensor(np.asarray(dataset.observations[i]), dtype=torch.float32) for i in (idxs, idxs + 1))
+    # Observations as the method reads them: stacked with their episode's previous frames (frame_stack).
+    frames = GoalSampler(dataset, 0, need_actions=False, frame_stack=method.cfg.frame_stack).frames
+    obs, nxt = (torch.as_tensor(np.asarray(frames(i))) for i in (idxs, idxs + 1))
+    if obs.dtype != torch.uint8:  # frames stay bytes until the encoder
+        obs, nxt = obs.float(), nxt.float()
     actions = np.asarray(dataset.actions[idxs], dtype=np.float64)
     with torch.random.fork_rng():
         torch.manual_seed(0)
-        untrained = type(method)(method.cfg, method.obs_shape, method.action_dim)
+        untrained = type(method)(method.cfg, dataset.obs_shape, method.action_dim)
     device = next(method.parameters()).device
     scores = {}
     for name, model in (("r2", method), ("r2_random_init", untrained.to(device))):
-        z = model.latent_actions(obs.to(device), nxt.to(device))[0].double().cpu().numpy()
+        with torch.no_grad():
+            z = torch.cat([model.latent_actions(o.to(device), n.to(device))[0].double().cpu()
+                           for o, n in zip(obs.split(4096), nxt.split(4096))]).numpy()
         scores[name] = linear_probe_r2(z[fit], actions[fit], z[~fit], actions[~fit])
     path = run_dir / "figures" / "latent_probe.json"
     atomic_write_json(path, {**scores, "transitions_fit": int(fit.sum()), "transitions_eval": int((~fit).sum()),

@@ -593,7 +593,7 @@ def test_missing_inputs_are_one_line(tmp_path, capsys):
 # ============================================================= 5. config validation via the CLI
 CONFIG_CASES = [
     # (--set value, substrings the one-line error must contain)
-    ("nope=1", ["unknown config key 'nope'", "valid keys: encoder, p_aug, frame_stack, lr"]),
+    ("nope=1", ["unknown config key 'nope'", "valid keys: encoder, p_aug, frame_stack, state_encoder_dims, pretrained_encoder, freeze_encoder, lr"]),
     ("lr", ["--set lr: expected key=value"]),
     ("batch_size=big", ["--set batch_size=big: expected int"]),
     ("batch_size=12.5", ["--set batch_size=12.5: expected int"]),
